@@ -1,0 +1,32 @@
+# Production image: the web server by default; the same image runs the Celery worker and beat (docker-compose.yml).
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    DJANGO_SETTINGS_MODULE=neena.settings.production
+
+WORKDIR /app
+RUN groupadd --system neena \
+    && useradd --system --gid neena --home-dir /app --no-create-home --shell /usr/sbin/nologin neena
+
+# Runtime dependencies only (no test or lint tools); a layer of its own so code changes don't reinstall them.
+COPY requirements.txt .
+RUN pip install -r requirements.txt
+
+COPY . .
+
+# Static files (admin, Swagger UI and ReDoc assets) are collected into the image and served by whitenoise.
+# The production settings refuse to load without their secrets, so give throwaway values that live only in this
+# RUN step (they are not ENV, so they are not in the image); the real ones come from the environment at run time.
+RUN DJANGO_SECRET_KEY=build-time-only-not-a-secret \
+    DJANGO_ALLOWED_HOSTS=localhost \
+    NEENA_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
+    python manage.py collectstatic --noinput \
+    && mkdir -p var \
+    && chown neena:neena var
+
+USER neena
+EXPOSE 8000
+CMD ["gunicorn", "neena.wsgi:application", "--config", "gunicorn.conf.py"]

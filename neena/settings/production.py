@@ -1,0 +1,15 @@
+"""Production settings: no development fallbacks, secure cookies, secrets required."""
+
+from neena.settings.base import *  # noqa: F403
+from neena.settings.base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# No default: starting without them is a configuration error, reported at once by django-environ.
+SECRET_KEY = env.str("DJANGO_SECRET_KEY")
+NEENA_ENCRYPTION_KEYS = env.list("NEENA_ENCRYPTION_KEYS")
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
+
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,20 @@
+"""Settings the test suite runs with: fast hashing, fixed keys, no throttling surprises."""
+
+from neena.settings.base import *  # noqa: F403
+from neena.settings.base import MIDDLEWARE, REST_FRAMEWORK, env
+
+DEBUG = False
+SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdef"
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# A fixed key so encrypted fixtures are reproducible; tests of rotation set their own.
+NEENA_ENCRYPTION_KEYS = ["L_k4ZQ3IERxIptfpDdNvOWyKFVsDDV3VVgziCCZpM3c="]
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"user": env.str("NEENA_THROTTLE_RATE", default="100000/minute")},
+}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Static files are not collected for tests; WhiteNoise would only warn about the missing directory.
+MIDDLEWARE = [entry for entry in MIDDLEWARE if entry != "whitenoise.middleware.WhiteNoiseMiddleware"]

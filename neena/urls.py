@@ -1,0 +1,39 @@
+"""URL map: the one ``/api/v1/`` router, the OpenAPI schema and docs, the OAuth2 server, health, the admin."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from apps.accounts.urls import routes as account_routes
+from apps.core import views as core_views
+from apps.core.routers import QueryStringRouter
+from apps.credentials.urls import routes as credential_routes
+from apps.flows.urls import routes as flow_routes
+from apps.integrations.urls import routes as integration_routes
+from apps.runs.urls import routes as run_routes
+from apps.webhooks.urls import routes as webhook_routes
+
+router = QueryStringRouter()
+for prefix, viewset, basename in [
+    *account_routes,
+    *flow_routes,
+    *integration_routes,
+    *credential_routes,
+    *run_routes,
+    *webhook_routes,
+]:
+    router.register(prefix, viewset, basename=basename)
+
+urlpatterns = [
+    path("api/v1/", include(router.urls)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    path("healthz", core_views.healthz, name="healthz"),
+    path("readyz", core_views.readyz, name="readyz"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = core_views.not_found
+handler500 = core_views.server_error

@@ -1,0 +1,81 @@
+"""Runs the whole platform in the foreground: embedded Redis (unless REDIS_URL is set), the web server, one Celery
+worker and Celery beat. Ctrl-C (or any process exiting) stops them all.
+
+Used by ``make run``; the README documents the settings it reads (NEENA_HOST, NEENA_PORT, REDIS_URL).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+
+from neena.embedded_redis import EmbeddedRedis  # noqa: E402 - needs the project root on sys.path first
+
+
+def main() -> int:
+    environment = dict(os.environ)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    embedded_redis = None
+    if not environment.get("REDIS_URL"):
+        port = int(environment.get("NEENA_EMBEDDED_REDIS_PORT") or 0) or None
+        embedded_redis = EmbeddedRedis(port=port, directory=ROOT / "var" / "redis")
+        environment["REDIS_URL"] = embedded_redis.url
+        print(f"Embedded Redis on {embedded_redis.url}", flush=True)
+
+    bind = f"{environment.get('NEENA_HOST', '127.0.0.1')}:{environment.get('NEENA_PORT', '8000')}"
+    commands = {
+        "web": [str(BIN / "gunicorn"), "neena.wsgi:application", "--config", "gunicorn.conf.py", "--bind", bind],
+        "worker": [str(BIN / "celery"), "-A", "neena", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        "beat": [
+            str(BIN / "celery"),
+            "-A",
+            "neena",
+            "beat",
+            "--loglevel",
+            "INFO",
+            "--schedule",
+            str(ROOT / "var" / "celerybeat-schedule"),
+        ],
+    }
+    for name, command in commands.items():
+        processes[name] = subprocess.Popen(command, cwd=ROOT, env=environment)
+
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    exit_code = 0
+    while not stopping:
+        for name, process in processes.items():
+            if process.poll() is not None:
+                print(f"{name} exited with status {process.returncode}; stopping everything.", flush=True)
+                exit_code = process.returncode or 1
+                stopping = True
+                break
+        time.sleep(0.5)
+
+    for process in reversed(list(processes.values())):
+        if process.poll() is None:
+            process.terminate()
+    for process in processes.values():
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    if embedded_redis:
+        embedded_redis.stop()
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
