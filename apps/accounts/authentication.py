@@ -1,0 +1,51 @@
+"""Bearer-token authentication with the header forms existing clients send.
+
+Tokens are django-oauth-toolkit access tokens (OAuth2-issued or personal API keys). Besides the standard
+``Authorization: Bearer <token>``, the fuller public docs send ``api_key: <token>`` and some reference examples send
+a bare ``Authorization: <token>``; both are read as if they were the standard form.
+"""
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from rest_framework.request import Request
+
+
+def _normalise_authorization(meta: dict[str, Any]) -> None:
+    authorization = meta.get("HTTP_AUTHORIZATION", "").strip()
+    if not authorization:
+        api_key = meta.get("HTTP_API_KEY", "").strip()
+        if api_key:
+            meta["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
+    elif " " not in authorization:
+        meta["HTTP_AUTHORIZATION"] = f"Bearer {authorization}"
+
+
+class BearerTokenAuthentication(OAuth2Authentication):
+    """OAuth2 bearer tokens; a missing or invalid token answers 401 with ``WWW-Authenticate: Bearer``."""
+
+    www_authenticate_realm = "neena"
+
+    def authenticate(self, request: Request) -> Any:
+        _normalise_authorization(request._request.META)
+        return super().authenticate(request)
+
+
+class BearerTokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Describes token authentication in the OpenAPI schema.
+
+    The legacy ``api_key`` header is an alias of the same token, not a second scheme: declaring it as one would tell
+    clients (and schema-driven test tools) that both headers are needed, when either is enough.
+    """
+
+    target_class = "apps.accounts.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An OAuth2 access token or a personal API key (`python manage.py create_api_key`). "
+            "The same token is also accepted in an `api_key: <token>` header or as a bare `Authorization: <token>`.",
+        }

@@ -1,0 +1,80 @@
+"""Account rules: creating users with their personal organization, issuing personal API keys."""
+
+import secrets
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from oauth2_provider.models import get_access_token_model
+
+from apps.accounts.models import Membership, Organization, User
+from apps.core.exceptions import ForbiddenError, InputValidationError
+
+
+@transaction.atomic
+def user_create(*, email: str, full_name: str = "", auth0_id: str = "", password: str | None = None) -> User:
+    """Creates a user, a personal organization named after them, and their owner membership of it."""
+    user = User.objects.create_user(email=email, password=password, full_name=full_name, auth0_id=auth0_id)
+    organization = Organization.objects.create(
+        name=f"{full_name or user.email}'s organization",
+        is_personal=True,
+        created_by_email=user.email,
+        modified_by_email=user.email,
+    )
+    Membership.objects.create(
+        user=user,
+        organization=organization,
+        role=Membership.Role.OWNER,
+        created_by_email=user.email,
+        modified_by_email=user.email,
+    )
+    return user
+
+
+@transaction.atomic
+def user_get_or_create(*, email: str, full_name: str = "", auth0_id: str = "") -> User:
+    """The user with this email (case-insensitive), created with a personal organization when there is none."""
+    user = User.objects.filter(email__iexact=email).first()
+    return user or user_create(email=email, full_name=full_name, auth0_id=auth0_id)
+
+
+@transaction.atomic
+def user_create_if_not_exists(*, caller: User, email: str, full_name: str = "", auth0_id: str = "") -> User:
+    """The documented ``create_if_not_exists``: only for the caller's own email; fills in blank profile fields."""
+    if email.strip().lower() != caller.email.lower():
+        raise ForbiddenError("You can only create the user with your own email.", code="email_mismatch")
+    changed = []
+    if full_name and not caller.full_name:
+        caller.full_name = full_name
+        changed.append("full_name")
+    if auth0_id and not caller.auth0_id:
+        caller.auth0_id = auth0_id
+        changed.append("auth0_id")
+    if changed:
+        caller.save(update_fields=changed)
+    return caller
+
+
+def _validated_scopes(scopes: Iterable[str]) -> list[str]:
+    requested = set(scopes)
+    unknown = sorted(requested - set(settings.API_SCOPES))
+    if unknown or not requested:
+        raise InputValidationError.single(
+            ["scopes"], f"Scopes must be some of: {', '.join(settings.API_SCOPES)}.", "invalid_scope"
+        )
+    return [scope for scope in settings.API_SCOPES if scope in requested]
+
+
+@transaction.atomic
+def api_key_create(*, user: User, scopes: Iterable[str]) -> str:
+    """Issues a personal API key: a long-lived OAuth2 access token with no client application, returned once."""
+    token = f"neena_{secrets.token_urlsafe(32)}"
+    get_access_token_model().objects.create(
+        user=user,
+        token=token,
+        application=None,
+        scope=" ".join(_validated_scopes(scopes)),
+        expires=timezone.now() + settings.NEENA_API_KEY_TTL,
+    )
+    return token

@@ -1,0 +1,3 @@
+from apps.accounts.views import UserViewSet
+
+routes = [("users", UserViewSet, "users")]

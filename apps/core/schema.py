@@ -1,0 +1,55 @@
+"""OpenAPI generation: the documented error responses added to every operation, so the schema is exact."""
+
+from typing import Any, Literal
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "integer"}]})
+class LocationItemField(serializers.Field):
+    """A path step in a validation error: a field name or a list index."""
+
+
+class ValidationErrorItemSerializer(serializers.Serializer):
+    loc = serializers.ListField(child=LocationItemField(), help_text='Where the problem is, e.g. ["body", "name"].')
+    msg = serializers.CharField(help_text="What is wrong.")
+    type = serializers.CharField(help_text="A stable code for the kind of problem.")
+
+
+class ValidationErrorSerializer(serializers.Serializer):
+    detail = ValidationErrorItemSerializer(many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.CharField()
+
+
+class NeenaAutoSchema(AutoSchema):
+    """Adds the error answers of DESIGN.md §1 that each kind of operation can give."""
+
+    def _error_codes(self) -> dict[str, type[serializers.Serializer]]:
+        action = getattr(self.view, "action", None)
+        codes: dict[str, type[serializers.Serializer]] = {"422": ValidationErrorSerializer, "503": ErrorSerializer}
+        if self.view.authentication_classes:
+            codes.update({"401": ErrorSerializer, "403": ErrorSerializer, "429": ErrorSerializer})
+        if action != "list":
+            codes["404"] = ErrorSerializer
+        if self.method in ("PUT", "DELETE"):
+            codes["409"] = ErrorSerializer
+        if self.method in ("POST", "PUT"):
+            codes["413"] = ErrorSerializer
+        return codes
+
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> Any:
+        responses = super()._get_response_bodies(direction=direction)
+        if direction == "response":
+            # The documented API answers 200 on success, creates included.
+            if "201" in responses:
+                responses["200"] = responses.pop("201")
+            for code, serializer in self._error_codes().items():
+                if code not in responses:
+                    responses[code] = self._get_response_for_code(serializer, code)
+        return responses

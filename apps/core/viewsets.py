@@ -1,0 +1,41 @@
+"""The base viewset every resource builds on: objects addressed by ``?id=``, lists paged by skip and limit."""
+
+from typing import TYPE_CHECKING, Any, cast
+from uuid import UUID
+
+from django.db.models import Model
+from django.shortcuts import get_object_or_404
+from rest_framework.request import Request
+from rest_framework.viewsets import GenericViewSet
+
+from apps.core.exceptions import InputValidationError
+from apps.core.pagination import SkipLimitPagination
+from apps.core.query import IdQuerySerializer, parse_query
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+
+class QueryStringViewSet(GenericViewSet):
+    """``get_queryset()`` is always scoped to the caller (through a selector), so a foreign id is simply not found."""
+
+    pagination_class = SkipLimitPagination
+
+    @property
+    def user(self) -> "User":
+        """The caller. Every endpoint requires a token, so by the time a handler runs this is never anonymous."""
+        return cast("User", self.request.user)
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if "" in request.query_params:
+            raise InputValidationError.single(["query"], "A query parameter has no name.", "query_malformed")
+
+    def get_object(self) -> Any:
+        """The object named by ``?id=``: 422 when the id is missing or malformed, 404 when not in the queryset."""
+        return self.get_object_by_id(parse_query(IdQuerySerializer, self.request)["id"])
+
+    def get_object_by_id(self, object_id: UUID) -> Any:
+        obj: Model = get_object_or_404(self.get_queryset(), pk=object_id)
+        self.check_object_permissions(self.request, obj)
+        return obj
