@@ -1,0 +1,45 @@
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
+
+AUDIT = ["id", "created_date", "modified_date", "created_by_email", "modified_by_email"]
+
+
+class TaskOperationInline(admin.TabularInline):
+    model = TaskOperation
+    extra = 0
+    fields = ["index", "sorted_index", "name", "task_definition", "instruction", "parameters"]
+    readonly_fields = ["sorted_index"]
+    autocomplete_fields = ["task_definition"]
+
+
+class DependencyInline(admin.TabularInline):
+    model = Dependency
+    extra = 0
+    fields = ["source_task_operation", "target_task_operation", "instruction"]
+
+
+@admin.register(Flow)
+class FlowAdmin(admin.ModelAdmin):
+    """Flows are changed through the API, which validates the whole DAG; the admin shows them."""
+
+    list_display = ["name", "organization", "created_date", "created_by_email"]
+    list_filter = ["organization"]
+    search_fields = ["name"]
+    readonly_fields = AUDIT
+    inlines = [TaskOperationInline, DependencyInline]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(FlowRequest)
+class FlowRequestAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "organization", "flow", "created_date", "created_by_email"]
+    list_filter = ["organization"]
+    search_fields = ["request_name", "request_instructions"]
+    readonly_fields = AUDIT
+    raw_id_fields = ["flow"]

@@ -1,0 +1,151 @@
+"""Flow and flow-request shapes: input serializers parse, output serializers render the documented fields."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.core.validators import reject_nul_characters
+from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
+from apps.flows.services import DependencyDraft, TaskOperationDraft
+
+# A guard against accidental giants; real flows have tens of steps.
+MAX_TASK_OPERATIONS = 1000
+MAX_DEPENDENCIES = 10_000
+
+AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+            {"type": "object", "additionalProperties": True},
+        ],
+        "description": "Context for the request: an array of objects (merged in order) or one object.",
+    }
+)
+class RequestMetadataField(serializers.JSONField):
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)
+        if isinstance(value, dict) or (isinstance(value, list) and all(isinstance(item, dict) for item in value)):
+            reject_nul_characters(value)
+            return value
+        raise serializers.ValidationError("Expected an object or an array of objects.", code="invalid")
+
+
+# --- Flow requests -----------------------------------------------------------------------------------------------
+
+
+class FlowRequestInputSerializer(serializers.Serializer):
+    request_instructions = serializers.CharField(max_length=20_000)
+    request_metadata = RequestMetadataField(required=False, allow_null=True, default=None)
+    request_name = serializers.CharField(max_length=255, required=False, allow_blank=True, allow_null=True, default="")
+    flow = serializers.UUIDField(required=False, allow_null=True, default=None)
+    organization = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+    def validate_request_name(self, value: str | None) -> str:
+        return value or ""
+
+
+class FlowRequestUpdateInputSerializer(FlowRequestInputSerializer):
+    id = serializers.UUIDField()
+
+
+class FlowRequestSerializer(serializers.ModelSerializer):
+    request_metadata = RequestMetadataField()
+
+    class Meta:
+        model = FlowRequest
+        fields = [
+            "request_metadata",
+            "request_instructions",
+            "request_name",
+            "flow",
+            "organization",
+            "id",
+            *AUDIT_FIELDS,
+        ]
+
+
+# --- Flows -------------------------------------------------------------------------------------------------------
+
+
+class TaskOperationInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    task_definition = serializers.UUIDField()
+    instruction = serializers.CharField(allow_blank=True, required=False, default="", max_length=20_000)
+    x = serializers.FloatField(required=False, allow_null=True, default=None)
+    y = serializers.FloatField(required=False, allow_null=True, default=None)
+    index = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
+    parameters = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        default=dict,
+        validators=[reject_nul_characters],
+        help_text="Explicit bindings by parameter name: a literal, or a template such as "
+        "'{{ steps.0.result.ticket_id }}' or '{{ request.metadata.customer_email }}'.",
+    )
+
+
+class DependencyInputSerializer(serializers.Serializer):
+    source_task_operation = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
+    target_task_operation = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
+    instruction = serializers.CharField(allow_blank=True, required=False, default="", max_length=20_000)
+
+
+class FlowInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    task_operations = serializers.ListField(
+        child=TaskOperationInputSerializer(), min_length=1, max_length=MAX_TASK_OPERATIONS
+    )
+    dependencies = serializers.ListField(
+        child=DependencyInputSerializer(), required=False, default=list, max_length=MAX_DEPENDENCIES
+    )
+    organization = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+    def to_service_kwargs(self) -> dict[str, Any]:
+        data = self.validated_data
+        return {
+            "name": data["name"],
+            "organization": data["organization"],
+            "task_operations": [TaskOperationDraft(**operation) for operation in data["task_operations"]],
+            "dependencies": [DependencyDraft(**dependency) for dependency in data["dependencies"]],
+        }
+
+
+class FlowUpdateInputSerializer(FlowInputSerializer):
+    id = serializers.UUIDField()
+
+
+class TaskOperationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskOperation
+        fields = [
+            "name",
+            "task_definition",
+            "instruction",
+            "x",
+            "y",
+            "index",
+            "sorted_index",
+            "parameters",
+            "id",
+            "flow",
+            *AUDIT_FIELDS,
+        ]
+
+
+class DependencySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dependency
+        fields = ["instruction", "source_task_operation", "target_task_operation", "id", "flow", *AUDIT_FIELDS]
+
+
+class FlowSerializer(serializers.ModelSerializer):
+    task_operations = TaskOperationSerializer(many=True)
+    dependencies = DependencySerializer(many=True)
+
+    class Meta:
+        model = Flow
+        fields = ["name", "task_operations", "dependencies", "id", "organization", *AUDIT_FIELDS]

@@ -1,0 +1,297 @@
+"""Flow and flow-request rules: validated DAGs saved in one transaction, scoped to organizations."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.accounts.selectors import organization_for_write
+from apps.core.exceptions import ErrorItem, InputValidationError
+from apps.flows import bindings
+from apps.flows.dag import ancestors, validate_dag
+from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
+from apps.flows.selectors import flow_list_for_user
+from apps.integrations.datatypes import coerce
+from apps.integrations.models import TaskDefinition
+
+
+@dataclass(frozen=True)
+class TaskOperationDraft:
+    """One step as a client or the planner describes it, before it is saved."""
+
+    index: int
+    name: str
+    task_definition: UUID
+    instruction: str = ""
+    x: float | None = None
+    y: float | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DependencyDraft:
+    source_task_operation: int
+    target_task_operation: int
+    instruction: str = ""
+
+
+def _binding_problems(
+    position: int,
+    draft: TaskOperationDraft,
+    definition: TaskDefinition,
+    step_count: int,
+    edges: Sequence[tuple[int, int]],
+) -> list[ErrorItem]:
+    """Bindings must name the definition's parameters; literals must fit the type; templates must read from steps that
+    run before this one."""
+    problems = []
+    declared = {parameter["name"]: parameter for parameter in definition.parameters}
+    upstream: set[int] | None = None
+    for name, value in draft.parameters.items():
+        loc: list[str | int] = ["body", "task_operations", position, "parameters", name]
+        if name not in declared:
+            problems.append(
+                ErrorItem(loc, f"'{definition.task_name}' has no parameter '{name}'.", "binding.unknown_parameter")
+            )
+            continue
+        if not bindings.is_template(value):
+            try:
+                coerce(value, declared[name]["data_type"])
+            except ValueError as error:
+                problems.append(ErrorItem(loc, f"Parameter '{name}': {error}.", "binding.type_mismatch"))
+            continue
+        try:
+            references = bindings.template_references(value)
+        except ValueError as error:
+            problems.append(ErrorItem(loc, str(error), "binding.invalid_template"))
+            continue
+        for reference in references:
+            if reference.step is None:
+                continue
+            if upstream is None:
+                upstream = ancestors(step_count, edges, draft.index)
+            if reference.step not in upstream:
+                problems.append(
+                    ErrorItem(
+                        loc,
+                        f"'{{{{ {reference.text} }}}}' reads step {reference.step}, which does not run before step "
+                        f"{draft.index}.",
+                        "binding.not_upstream",
+                    )
+                )
+    return problems
+
+
+def flow_validate(
+    *, task_operations: Sequence[TaskOperationDraft], dependencies: Sequence[DependencyDraft]
+) -> tuple[dict[UUID, TaskDefinition], list[int]]:
+    """Checks a draft flow; raises InputValidationError listing every problem with its location.
+
+    Steps: the DAG's shape (indices, edges, cycles), then that every task definition exists and is live, then the
+    explicit parameter bindings. Returns the task definitions by id and the topological order.
+    """
+    if not task_operations:
+        raise InputValidationError.single(
+            ["body", "task_operations"], "A flow needs at least one task operation.", "dag.empty"
+        )
+    edges = [(dependency.source_task_operation, dependency.target_task_operation) for dependency in dependencies]
+    dag_problems, order = validate_dag([draft.index for draft in task_operations], edges)
+    if dag_problems:
+        raise InputValidationError(
+            [ErrorItem(["body", *problem.where], problem.message, problem.code) for problem in dag_problems]
+        )
+
+    definition_ids = {draft.task_definition for draft in task_operations}
+    definitions = {
+        definition.id: definition
+        for definition in TaskDefinition.objects.filter(id__in=definition_ids, deleted_at__isnull=True)
+    }
+    problems: list[ErrorItem] = []
+    for position, draft in enumerate(task_operations):
+        definition = definitions.get(draft.task_definition)
+        if definition is None:
+            problems.append(
+                ErrorItem(
+                    ["body", "task_operations", position, "task_definition"],
+                    f"Task definition {draft.task_definition} does not exist or was removed.",
+                    "task_definition.not_found",
+                )
+            )
+        else:
+            problems.extend(_binding_problems(position, draft, definition, len(task_operations), edges))
+    if problems:
+        raise InputValidationError(problems)
+    return definitions, order
+
+
+def _flow_resolve(*, user: User, flow_id: UUID | None, organization_id: UUID) -> Flow | None:
+    """The flow a flow request points at: one the user can see, in the request's own organization."""
+    if flow_id is None:
+        return None
+    flow = flow_list_for_user(user=user).filter(id=flow_id, organization_id=organization_id).first()
+    if flow is None:
+        raise InputValidationError.single(
+            ["body", "flow"], "Flow not found in the request's organization.", "not_found"
+        )
+    return flow
+
+
+@transaction.atomic
+def flow_request_create(
+    *,
+    user: User,
+    request_instructions: str,
+    request_metadata: Any = None,
+    request_name: str = "",
+    flow: UUID | None = None,
+    organization: UUID | None = None,
+) -> FlowRequest:
+    target = organization_for_write(user=user, organization_id=organization)
+    return FlowRequest.objects.create(
+        organization=target,
+        request_instructions=request_instructions,
+        request_metadata=[] if request_metadata is None else request_metadata,
+        request_name=request_name,
+        flow=_flow_resolve(user=user, flow_id=flow, organization_id=target.id),
+        created_by_email=user.email,
+        modified_by_email=user.email,
+    )
+
+
+@transaction.atomic
+def flow_request_update(
+    *,
+    user: User,
+    flow_request: FlowRequest,
+    request_instructions: str,
+    request_metadata: Any = None,
+    request_name: str = "",
+    flow: UUID | None = None,
+    organization: UUID | None = None,
+) -> FlowRequest:
+    """Replaces the request's fields (PUT semantics); it may move to another organization of the user's."""
+    target = organization_for_write(user=user, organization_id=organization or flow_request.organization_id)
+    flow_request.organization = target
+    flow_request.request_instructions = request_instructions
+    flow_request.request_metadata = [] if request_metadata is None else request_metadata
+    flow_request.request_name = request_name
+    flow_request.flow = _flow_resolve(user=user, flow_id=flow, organization_id=target.id)
+    flow_request.modified_by_email = user.email
+    flow_request.save()
+    return flow_request
+
+
+@transaction.atomic
+def flow_request_delete(*, flow_request: FlowRequest) -> None:
+    flow_request.delete()
+
+
+def _save_steps(
+    *,
+    user: User,
+    flow: Flow,
+    task_operations: Sequence[TaskOperationDraft],
+    dependencies: Sequence[DependencyDraft],
+    order: list[int],
+) -> None:
+    """Writes the steps (updated in place by index, so run history keeps pointing at them) and the edges."""
+    sorted_position = {index: position for position, index in enumerate(order)}
+    now = timezone.now()
+    existing = {operation.index: operation for operation in TaskOperation.objects.filter(flow=flow)}
+    to_create: list[TaskOperation] = []
+    to_update: list[TaskOperation] = []
+    for draft in task_operations:
+        operation = existing.pop(draft.index, None) or TaskOperation(
+            flow=flow, index=draft.index, created_by_email=user.email
+        )
+        operation.task_definition_id = draft.task_definition
+        operation.name = draft.name
+        operation.instruction = draft.instruction
+        operation.x, operation.y = draft.x, draft.y
+        operation.parameters = draft.parameters
+        operation.sorted_index = sorted_position[draft.index]
+        operation.modified_by_email = user.email
+        operation.modified_date = now
+        (to_update if operation.created_date else to_create).append(operation)
+    TaskOperation.objects.filter(id__in=[operation.id for operation in existing.values()]).delete()
+    TaskOperation.objects.bulk_update(
+        to_update,
+        [
+            "task_definition",
+            "name",
+            "instruction",
+            "x",
+            "y",
+            "parameters",
+            "sorted_index",
+            "modified_by_email",
+            "modified_date",
+        ],
+        batch_size=500,
+    )
+    TaskOperation.objects.bulk_create(to_create, batch_size=500)
+    Dependency.objects.filter(flow=flow).delete()
+    Dependency.objects.bulk_create(
+        [
+            Dependency(
+                flow=flow,
+                source_task_operation=draft.source_task_operation,
+                target_task_operation=draft.target_task_operation,
+                instruction=draft.instruction,
+                created_by_email=user.email,
+                modified_by_email=user.email,
+            )
+            for draft in dependencies
+        ],
+        batch_size=500,
+    )
+
+
+@transaction.atomic
+def flow_create(
+    *,
+    user: User,
+    name: str,
+    task_operations: Sequence[TaskOperationDraft],
+    dependencies: Sequence[DependencyDraft] = (),
+    organization: UUID | None = None,
+) -> Flow:
+    """Validates the DAG and saves the flow with its steps and edges in one transaction."""
+    target = organization_for_write(user=user, organization_id=organization)
+    _, order = flow_validate(task_operations=task_operations, dependencies=dependencies)
+    flow = Flow.objects.create(
+        organization=target, name=name, created_by_email=user.email, modified_by_email=user.email
+    )
+    _save_steps(user=user, flow=flow, task_operations=task_operations, dependencies=dependencies, order=order)
+    return flow
+
+
+@transaction.atomic
+def flow_update(
+    *,
+    user: User,
+    flow: Flow,
+    name: str,
+    task_operations: Sequence[TaskOperationDraft],
+    dependencies: Sequence[DependencyDraft] = (),
+    organization: UUID | None = None,
+) -> Flow:
+    """Replaces the flow's name, steps and edges (PUT semantics) after the same validation as creation."""
+    target = organization_for_write(user=user, organization_id=organization or flow.organization_id)
+    _, order = flow_validate(task_operations=task_operations, dependencies=dependencies)
+    flow.organization = target
+    flow.name = name
+    flow.modified_by_email = user.email
+    flow.save()
+    _save_steps(user=user, flow=flow, task_operations=task_operations, dependencies=dependencies, order=order)
+    return flow
+
+
+@transaction.atomic
+def flow_delete(*, flow: Flow) -> None:
+    """Deletes the flow with its steps and edges; a flow that runs still refer to answers 409 (protected)."""
+    flow.delete()

@@ -1,0 +1,6 @@
+from apps.flows.views import FlowRequestViewSet, FlowViewSet
+
+routes = [
+    ("flow_requests", FlowRequestViewSet, "flow-requests"),
+    ("flows", FlowViewSet, "flows"),
+]
