@@ -1,0 +1,53 @@
+"""Credential shapes. Secrets go in, never out: the output lists which secret fields are stored, not their values."""
+
+from rest_framework import serializers
+
+from apps.core.validators import reject_nul_characters
+from apps.credentials.models import IntegrationCredential
+
+
+class CredentialInputSerializer(serializers.Serializer):
+    integration = serializers.UUIDField(required=False, allow_null=True, default=None)
+    integration_short_name = serializers.CharField(required=False, allow_null=True, default=None, max_length=50)
+    api_key = serializers.CharField(
+        required=False, allow_null=True, default=None, max_length=4096, write_only=True, trim_whitespace=True
+    )
+    credentials = serializers.DictField(
+        child=serializers.CharField(max_length=4096),
+        required=False,
+        default=None,
+        allow_null=True,
+        validators=[reject_nul_characters],
+        help_text='Secret fields other than the API key, e.g. {"token": "..."}; stored encrypted.',
+    )
+    config = serializers.DictField(
+        required=False,
+        default=None,
+        allow_null=True,
+        validators=[reject_nul_characters],
+        help_text='Settings that are not secret, e.g. {"subdomain": "acme", "email": "agent@acme.com"}.',
+    )
+    organization = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+
+class CredentialSerializer(serializers.ModelSerializer):
+    integration_short_name = serializers.CharField(source="integration.short_name")
+    owner_email = serializers.EmailField(source="owner.email")
+
+    class Meta:
+        model = IntegrationCredential
+        fields = [
+            "id",
+            "integration",
+            "integration_short_name",
+            "owner_email",
+            "organization",
+            "status",
+            "status_reason",
+            "secret_fields",
+            "config",
+            "created_date",
+            "modified_date",
+            "created_by_email",
+            "modified_by_email",
+        ]

@@ -1,0 +1,3 @@
+from apps.credentials.views import IntegrationCredentialViewSet
+
+routes = [("integration_credentials", IntegrationCredentialViewSet, "integration-credentials")]

@@ -1,0 +1,70 @@
+"""No N+1: every list and detail endpoint runs a fixed number of queries whatever the number of rows.
+
+The numbers are baselines: a change that adds a query per row fails here, and a change that adds a fixed query
+updates the number on purpose.
+"""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import (
+    FlowRequestFactory,
+    FlowResultFactory,
+    FlowRunFactory,
+    WebhookTriggerOperationFactory,
+    chain_flow,
+)
+
+pytestmark = pytest.mark.django_db
+
+# Authentication (the token joined with its user) is the first query of every request.
+LIST_BASELINES = {
+    "/api/v1/flow_requests/all": (FlowRequestFactory, 2),
+    "/api/v1/flows/all": (lambda organization: chain_flow(organization, steps=3), 4),
+    "/api/v1/flow_runs/all": (FlowRunFactory, 3),
+    "/api/v1/flow_runs/preview": (FlowRunFactory, 2),
+    "/api/v1/webhook_trigger_operations/all": (WebhookTriggerOperationFactory, 2),
+}
+
+
+def _count(api, url):
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(url)
+    assert response.status_code == 200, url
+    return len(queries)
+
+
+@pytest.mark.parametrize("url", list(LIST_BASELINES))
+def test_list_query_count_is_fixed(api, organization, url):
+    make, expected = LIST_BASELINES[url]
+    make(organization=organization)
+    first = _count(api, url)
+    for _ in range(4):
+        make(organization=organization)
+
+    assert _count(api, url) == first == expected
+
+
+def test_catalogue_lists_are_fixed(api):
+    assert _count(api, "/api/v1/task_definitions/all?limit=1000") == 2
+    assert _count(api, "/api/v1/integrations/all") == 2
+    assert _count(api, "/api/v1/webhook_trigger_definitions/all") == 2
+
+
+def test_detail_query_counts(api, organization):
+    flow = chain_flow(organization, steps=10)
+    run = FlowRunFactory(organization=organization, flow=flow)
+    result = FlowResultFactory(organization=organization, flow_run=run)
+
+    assert _count(api, f"/api/v1/flows/?id={flow.id}") == 4
+    assert _count(api, f"/api/v1/flow_runs/?id={run.id}") == 3
+    assert _count(api, f"/api/v1/flow_runs/with_flow_result?id={run.id}") == 4
+    assert (
+        _count(
+            api,
+            f"/api/v1/flow_results/?integration_entity_id={result.integration_entity_id}&integration_short_name=zendesk",
+        )
+        == 2
+    )
+    assert _count(api, "/api/v1/users/") == 2
