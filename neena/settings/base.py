@@ -158,6 +158,7 @@ OAUTH2_PROVIDER = {
     "SCOPES": API_SCOPES,
     "DEFAULT_SCOPES": ["read", "write"],
     "PKCE_REQUIRED": True,
+    "OAUTH2_VALIDATOR_CLASS": "apps.accounts.oauth2.NeenaOAuth2Validator",
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("NEENA_ACCESS_TOKEN_TTL_SECONDS", default=3600),
     "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("NEENA_REFRESH_TOKEN_TTL_SECONDS", default=30 * 24 * 3600),
 }

@@ -41,3 +41,8 @@ def test_reuses_an_existing_user_and_honours_scopes(owner):
 def test_unknown_scope_is_an_error():
     with pytest.raises(CommandError, match="Scopes must be"):
         _create_api_key("--email", "x@example.com", "--scopes", "read admin")
+
+
+def test_invalid_email_is_an_error():
+    with pytest.raises(CommandError, match="Not an email address"):
+        _create_api_key("--email", "not-an-email")

@@ -2,7 +2,9 @@
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.validators import validate_email
 
 from apps.accounts.services import api_key_create, user_get_or_create
 from apps.core.exceptions import InputValidationError
@@ -19,6 +21,10 @@ class Command(BaseCommand):
         parser.add_argument("--full-name", default="")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            validate_email(options["email"])
+        except ValidationError as error:
+            raise CommandError(f"Not an email address: {options['email']!r}.") from error
         user = user_get_or_create(email=options["email"], full_name=options["full_name"])
         try:
             token = api_key_create(user=user, scopes=options["scopes"].split())
