@@ -5,15 +5,19 @@ Personas: ``owner`` (with a personal organization), ``teammate`` (a member of th
 """
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import redis
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Organization, User
 from apps.accounts.services import api_key_create
+from neena.celery import app as celery_app
 from neena.embedded_redis import EmbeddedRedis
 from tests.factories import UserFactory, add_member, personal_organization
+from tests.workers import CeleryWorker
 
 ALL_SCOPES = ("read", "write", "approve")
 
@@ -79,12 +83,23 @@ def teammate_api(teammate: User, make_client: Callable[..., APIClient]) -> APICl
     return make_client(teammate)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def redis_server() -> Iterator[EmbeddedRedis]:
-    """One real Redis server for the whole session."""
+    """One real Redis server for the whole session, and the broker of every job the tests queue."""
     server = EmbeddedRedis()
-    yield server
+    celery_app.conf.broker_url = server.url
+    with override_settings(CELERY_BROKER_URL=server.url, REDIS_URL=server.url):
+        yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup: None, django_db_blocker: Any, redis_server: EmbeddedRedis) -> Iterator[CeleryWorker]:
+    """A real Celery worker (two pool processes) on the test database and the session's Redis."""
+    with django_db_blocker.unblock():
+        worker = CeleryWorker(broker_url=redis_server.url, name="suite")
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture

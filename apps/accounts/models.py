@@ -54,8 +54,29 @@ class Organization(BaseModel):
     """A tenant. Every owned object belongs to exactly one; a user sees the objects of the organizations they are a
     member of, and nothing else."""
 
+    class ApprovalPolicy(models.TextChoices):
+        SIDE_EFFECTS = "side_effects", "Before each side-effecting step"
+        ALWAYS = "always", "Before the first step of every run"
+        NEVER = "never", "Never"
+
+    class ApprovalTimeoutAction(models.TextChoices):
+        CANCEL = "cancel", "Cancel the run"
+        CONTINUE = "continue", "Continue as if approved"
+
     name = models.CharField(max_length=255)
     is_personal = models.BooleanField(default=False, help_text="Made for one user when the user was created.")
+    approval_policy = models.CharField(
+        max_length=16, choices=ApprovalPolicy.choices, default=ApprovalPolicy.SIDE_EFFECTS
+    )
+    approval_timeout = models.DurationField(
+        null=True, blank=True, help_text="How long a run may wait for approval; empty waits for ever."
+    )
+    approval_timeout_action = models.CharField(
+        max_length=16, choices=ApprovalTimeoutAction.choices, default=ApprovalTimeoutAction.CANCEL
+    )
+    forbid_self_approval = models.BooleanField(
+        default=False, help_text="The user who triggered a run may not approve it."
+    )
 
     class Meta:
         ordering = ["name"]

@@ -8,7 +8,7 @@ lookup when a step is prepared; nothing in them is ever evaluated.
 import re
 from dataclasses import dataclass
 
-TEMPLATE_PART = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+TEMPLATE_PART = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 STEP_REFERENCE = re.compile(r"^steps\.(\d+)\.result(\.[\w-]+)*$")
 REQUEST_REFERENCE = re.compile(r"^request\.(instructions|metadata(\.[\w-]+)*)$")
 

@@ -1,5 +1,7 @@
 """Flow requests (what a person asked for) and flows (the plan: a DAG of task operations)."""
 
+from typing import Any
+
 from django.db import models
 
 from apps.core.models import BaseModel, OwnedModel
@@ -77,3 +79,13 @@ class FlowRequest(OwnedModel):
 
     def __str__(self) -> str:
         return self.request_name or self.request_instructions[:60]
+
+    def merged_metadata(self) -> dict[str, Any]:
+        """The metadata as one object: an array of objects is merged in order (later keys win)."""
+        if isinstance(self.request_metadata, dict):
+            return dict(self.request_metadata)
+        merged: dict[str, Any] = {}
+        for item in self.request_metadata or []:
+            if isinstance(item, dict):
+                merged.update(item)
+        return merged

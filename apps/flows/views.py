@@ -3,14 +3,15 @@
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.query import IdQuerySerializer
+from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
 from apps.flows import services
 from apps.flows.models import Flow, FlowRequest
-from apps.flows.selectors import flow_list_with_steps_for_user, flow_request_list_for_user
+from apps.flows.selectors import flow_and_request_for_user, flow_list_with_steps_for_user, flow_request_list_for_user
 from apps.flows.serializers import (
     FlowInputSerializer,
     FlowRequestInputSerializer,
@@ -19,6 +20,9 @@ from apps.flows.serializers import (
     FlowSerializer,
     FlowUpdateInputSerializer,
 )
+from apps.runs.selectors import flow_run_list_with_task_runs_for_user
+from apps.runs.serializers import ExecuteQuerySerializer, FlowRunSerializer
+from apps.runs.services.execution import flow_execute
 
 
 @extend_schema_view(
@@ -94,3 +98,21 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
         body = FlowSerializer(flow).data
         services.flow_delete(flow=flow)
         return Response(body)
+
+    @extend_schema(
+        summary="Execute a flow",
+        description="Creates a flow run for the flow and the flow request and answers at once; workers run it.",
+        parameters=[ExecuteQuerySerializer],
+        request=None,
+        responses=FlowRunSerializer,
+    )
+    @action(detail=False, methods=["post"], url_path="execute")
+    def execute(self, request: Request) -> Response:
+        query = parse_query(ExecuteQuerySerializer, request)
+        flow, flow_request = flow_and_request_for_user(
+            user=self.user, flow_id=query["flow_id"], flow_request_id=query["flow_request_id"]
+        )
+        flow_run = flow_execute(user=self.user, flow=flow, flow_request=flow_request)
+        return Response(
+            FlowRunSerializer(flow_run_list_with_task_runs_for_user(user=self.user).get(id=flow_run.id)).data
+        )

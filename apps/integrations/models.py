@@ -6,7 +6,7 @@ declaration removed from the code keeps its row (flows may still point at it) wi
 
 from django.db import models
 
-from apps.core.models import BaseModel
+from apps.core.models import BaseModel, OwnedModel
 
 
 class Integration(BaseModel):
@@ -96,3 +96,21 @@ class WebhookTriggerDefinition(BaseModel):
     @property
     def event_field_names(self) -> list[str]:
         return [event_field["name"] for event_field in self.event_fields]
+
+
+class Notification(OwnedModel):
+    """An outbound notification recorded by the core ``Send Notification`` task.
+
+    ``idempotency_key`` is unique: a step re-run after a worker died finds its notification instead of sending twice.
+    """
+
+    recipient = models.CharField(max_length=254)
+    message = models.TextField()
+    flow_run = models.ForeignKey("runs.FlowRun", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    idempotency_key = models.CharField(max_length=100, unique=True)
+
+    class Meta:
+        ordering = ["-created_date"]
+
+    def __str__(self) -> str:
+        return f"To {self.recipient}: {self.message[:60]}"

@@ -35,11 +35,21 @@ class FlowRun(OwnedModel):
     triggered_time = models.DateTimeField(null=True, blank=True)
     end_time = models.DateTimeField(null=True, blank=True)
     triggered_by = models.CharField(max_length=254, blank=True, default="", help_text="Who or what started the run.")
+    approved_by = models.CharField(max_length=254, blank=True, default="")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approval_comment = models.TextField(blank=True, default="")
+    approval_requested_at = models.DateTimeField(null=True, blank=True)
+    status_reason = models.TextField(blank=True, default="", help_text="Why the run failed or was cancelled.")
+    rerun_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns")
+
+    TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
     class Meta:
+        permissions = [("approve_flowrun", "Can approve and reject flow runs")]
         indexes = [
             models.Index(fields=["organization", "-created_date"], name="flow_run_org_created"),
             models.Index(fields=["flow", "-created_date"], name="flow_run_flow_created"),
+            models.Index(fields=["status", "approval_status"], name="flow_run_status"),
         ]
 
     def __str__(self) -> str:
@@ -75,9 +85,21 @@ class TaskRun(BaseModel):
     task_prep_answer = models.JSONField(default=dict, blank=True)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    attempt = models.PositiveIntegerField(default=0, help_text="Transient-error retries so far.")
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="While a worker holds the step; past it, the sweeper re-queues the step."
+    )
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When a job for the step was last queued.")
+    approved_at = models.DateTimeField(
+        null=True, blank=True, help_text="Set when the step's side effect was approved; it then runs as prepared."
+    )
+
+    TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.SKIPPED)
+    RUNNING = (Status.PREPARING, Status.IN_PROGRESS)
 
     class Meta:
         ordering = ["task_operation_index"]
+        indexes = [models.Index(fields=["status", "lease_expires_at"], name="task_run_status_lease")]
         constraints = [
             models.UniqueConstraint(fields=["flow_run", "task_operation_index"], name="unique_task_run_per_step")
         ]
@@ -105,3 +127,26 @@ class FlowResult(OwnedModel):
 
     def __str__(self) -> str:
         return f"{self.integration_short_name}:{self.integration_entity_id}"
+
+
+class ApprovalDecision(BaseModel):
+    """The audit of one approval decision: who decided, when, what, why, and which parameters they changed."""
+
+    class Decision(models.TextChoices):
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="approval_decisions")
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    decided_by = models.CharField(max_length=254, help_text="An email, or 'approval timeout' for automatic ones.")
+    comment = models.TextField(blank=True, default="")
+    overrides = models.JSONField(
+        default=list, blank=True, help_text="[{name, old_value, new_value}] for each parameter the approver changed."
+    )
+
+    class Meta:
+        ordering = ["created_date"]
+
+    def __str__(self) -> str:
+        return f"{self.decision} by {self.decided_by}"

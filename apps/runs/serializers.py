@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from apps.core.validators import reject_nul_characters
 from apps.runs.models import FlowResult, FlowRun, TaskRun
 
 AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
@@ -21,6 +22,7 @@ class TaskRunSerializer(serializers.ModelSerializer):
             "flow_run",
             "result",
             "error",
+            "attempt",
         ]
 
 
@@ -39,6 +41,11 @@ class FlowRunPreviewSerializer(serializers.ModelSerializer):
             "triggered_by",
             "id",
             "organization",
+            "approved_by",
+            "approved_at",
+            "approval_comment",
+            "status_reason",
+            "rerun_of",
             *AUDIT_FIELDS,
         ]
 
@@ -82,3 +89,41 @@ class FlowIdQuerySerializer(serializers.Serializer):
 class FlowResultQuerySerializer(serializers.Serializer):
     integration_entity_id = serializers.CharField(min_length=1, max_length=255)
     integration_short_name = serializers.CharField(min_length=1, max_length=50)
+
+
+class FlowRunIdQuerySerializer(serializers.Serializer):
+    flow_run_id = serializers.UUIDField()
+
+
+class ExecuteQuerySerializer(serializers.Serializer):
+    flow_id = serializers.UUIDField()
+    flow_request_id = serializers.UUIDField()
+
+
+class FlowRunCreateSerializer(serializers.Serializer):
+    """The documented create body. Status fields a client sends are accepted and ignored: the engine owns them."""
+
+    flow = serializers.UUIDField()
+    flow_request = serializers.UUIDField()
+    status = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
+    approval_status = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
+    triggered_time = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
+    end_time = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
+    triggered_by = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
+
+
+class ApproveInputSerializer(serializers.Serializer):
+    parameters = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        default=dict,
+        validators=[reject_nul_characters],
+        help_text="New values for parameters of the steps waiting for approval, by name; audited.",
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+
+
+class DecisionInputSerializer(serializers.Serializer):
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=5000, help_text="The reason, kept with the run."
+    )

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from apps.core.exceptions import NotFoundError
 from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
-from apps.flows.selectors import flow_list_for_user
+from apps.flows.selectors import flow_and_request_for_user, flow_list_for_user
 from apps.runs.models import FlowResult, FlowRun
 from apps.runs.selectors import (
     flow_result_latest_for_entity,
@@ -20,13 +20,20 @@ from apps.runs.selectors import (
     flow_run_list_with_task_runs_for_user,
 )
 from apps.runs.serializers import (
+    ApproveInputSerializer,
+    DecisionInputSerializer,
     FlowIdQuerySerializer,
     FlowResultQuerySerializer,
     FlowResultSerializer,
+    FlowRunCreateSerializer,
+    FlowRunIdQuerySerializer,
     FlowRunPreviewSerializer,
     FlowRunSerializer,
     FlowRunWithResultSerializer,
 )
+from apps.runs.services.approval import run_approve, run_reject
+from apps.runs.services.control import run_cancel, run_rerun, run_retry
+from apps.runs.services.execution import flow_execute
 
 
 @extend_schema_view(
@@ -35,6 +42,96 @@ from apps.runs.serializers import (
 )
 class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringViewSet):
     serializer_class = FlowRunSerializer
+    action_scopes = {"approve": "approve", "reject": "approve"}
+
+    def _run_from_query(self) -> FlowRun:
+        return self.get_object_by_id(parse_query(FlowRunIdQuerySerializer, self.request)["flow_run_id"])
+
+    def _render(self, flow_run: FlowRun) -> Response:
+        return Response(FlowRunSerializer(self.get_queryset().get(id=flow_run.id)).data)
+
+    @extend_schema(
+        summary="Create a flow run",
+        description="The same as POST /flows/execute: creates the run and queues it. Status fields in the body are "
+        "ignored.",
+        request=FlowRunCreateSerializer,
+        responses=FlowRunSerializer,
+    )
+    def create(self, request: Request) -> Response:
+        serializer = FlowRunCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        flow, flow_request = flow_and_request_for_user(
+            user=self.user,
+            flow_id=serializer.validated_data["flow"],
+            flow_request_id=serializer.validated_data["flow_request"],
+            location="body",
+        )
+        return self._render(flow_execute(user=self.user, flow=flow, flow_request=flow_request))
+
+    @extend_schema(
+        summary="Approve a flow run",
+        description="Resumes a run waiting for approval, optionally with new parameter values (audited). 409 when "
+        "the run is not waiting for approval. Needs the approve scope.",
+        parameters=[FlowRunIdQuerySerializer],
+        request=ApproveInputSerializer,
+        responses=FlowRunSerializer,
+    )
+    @action(detail=False, methods=["put"], url_path="approve")
+    def approve(self, request: Request) -> Response:
+        flow_run = self._run_from_query()
+        serializer = ApproveInputSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        return self._render(run_approve(flow_run=flow_run, user=self.user, **serializer.validated_data))
+
+    @extend_schema(
+        summary="Reject a flow run",
+        description="Cancels a run waiting for approval, keeping the reason. 409 when it is not waiting.",
+        parameters=[FlowRunIdQuerySerializer],
+        request=DecisionInputSerializer,
+        responses=FlowRunSerializer,
+    )
+    @action(detail=False, methods=["put"], url_path="reject")
+    def reject(self, request: Request) -> Response:
+        flow_run = self._run_from_query()
+        serializer = DecisionInputSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        return self._render(run_reject(flow_run=flow_run, user=self.user, **serializer.validated_data))
+
+    @extend_schema(
+        summary="Cancel a flow run",
+        description="Steps not started are cancelled; 409 when the run has already ended.",
+        parameters=[FlowRunIdQuerySerializer],
+        request=DecisionInputSerializer,
+        responses=FlowRunSerializer,
+    )
+    @action(detail=False, methods=["post"], url_path="cancel")
+    def cancel(self, request: Request) -> Response:
+        flow_run = self._run_from_query()
+        serializer = DecisionInputSerializer(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        return self._render(run_cancel(flow_run=flow_run, user=self.user, reason=serializer.validated_data["comment"]))
+
+    @extend_schema(
+        summary="Retry a failed flow run",
+        description="Re-runs the failed steps and those after them, keeping completed results; 409 unless failed.",
+        parameters=[FlowRunIdQuerySerializer],
+        request=None,
+        responses=FlowRunSerializer,
+    )
+    @action(detail=False, methods=["post"], url_path="retry")
+    def retry(self, request: Request) -> Response:
+        return self._render(run_retry(flow_run=self._run_from_query(), user=self.user))
+
+    @extend_schema(
+        summary="Rerun a flow run",
+        description="Starts a new run of the same flow and flow request from the beginning; returns the new run.",
+        parameters=[FlowRunIdQuerySerializer],
+        request=None,
+        responses=FlowRunSerializer,
+    )
+    @action(detail=False, methods=["post"], url_path="rerun")
+    def rerun(self, request: Request) -> Response:
+        return self._render(run_rerun(flow_run=self._run_from_query(), user=self.user))
 
     def get_queryset(self) -> QuerySet[FlowRun]:
         if self.action == "preview":

@@ -175,6 +175,25 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("NEENA_TASK_SOFT_TIME_LIMIT", default=300)
 CELERY_TASK_TIME_LIMIT = env.int("NEENA_TASK_TIME_LIMIT", default=360)
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+# Steps of the built-in core integration run on the orchestration queue; steps calling external services on the
+# integrations queue, so a slow API never holds up orchestration. A worker serves both unless told otherwise.
+NEENA_ORCHESTRATION_QUEUE = env.str("NEENA_ORCHESTRATION_QUEUE", default="celery")
+NEENA_INTEGRATIONS_QUEUE = env.str("NEENA_INTEGRATIONS_QUEUE", default="integrations")
+CELERY_BEAT_SCHEDULE = {
+    "sweep-runs": {"task": "runs.sweep", "schedule": env.float("NEENA_SWEEP_INTERVAL_SECONDS", default=15.0)},
+}
+
+# --- Execution ----------------------------------------------------------------------------------------------------
+
+# A worker runs up to this many just-readied core steps in place (no broker round trip) before queueing the rest.
+NEENA_INLINE_STEP_LIMIT = env.int("NEENA_INLINE_STEP_LIMIT", default=50)
+# Extra seconds a running step's lease lasts beyond its time limit; past the lease the sweeper re-queues the step.
+NEENA_STEP_LEASE_GRACE_SECONDS = env.int("NEENA_STEP_LEASE_GRACE_SECONDS", default=30)
+# A queued step no worker has claimed after this long is queued again (its message was lost).
+NEENA_REQUEUE_AFTER_SECONDS = env.int("NEENA_REQUEUE_AFTER_SECONDS", default=120)
+# Step results larger than this (as JSON) are stored truncated.
+NEENA_MAX_RESULT_BYTES = env.int("NEENA_MAX_RESULT_BYTES", default=262_144)
 # How long /readyz waits for the broker before calling it down.
 NEENA_BROKER_PING_TIMEOUT = env.float("NEENA_BROKER_PING_TIMEOUT", default=1.0)
 

@@ -1,7 +1,7 @@
 """Settings the test suite runs with: fast hashing, fixed keys, no throttling surprises."""
 
 from neena.settings.base import *  # noqa: F403
-from neena.settings.base import MIDDLEWARE, REST_FRAMEWORK, env
+from neena.settings.base import DATABASES, MIDDLEWARE, REST_FRAMEWORK, VAR_DIR, env
 
 DEBUG = False
 SECRET_KEY = "test-secret-key-not-for-production-0123456789abcdef"
@@ -18,3 +18,10 @@ STORAGES = {
 }
 # Static files are not collected for tests; WhiteNoise would only warn about the missing directory.
 MIDDLEWARE = [entry for entry in MIDDLEWARE if entry != "whitenoise.middleware.WhiteNoiseMiddleware"]
+
+# The test database is a file on SQLite, so the Celery worker processes the tests start can open it too.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_neena.sqlite3")}
+# Fail fast instead of retrying for minutes when a test forgets to start the broker.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_MAX_RETRIES = 2

@@ -1,6 +1,14 @@
 """The ``core`` integration: text and data steps that need no account and no network."""
 
+import json
+import re
+from typing import Any
+
 from apps.integrations.connectors.base import AuthType, ConnectorSpec, DataType, Param, TaskSpec
+from apps.integrations.execution import TaskContext, TaskError
+from apps.integrations.models import Notification
+from apps.integrations.text_analysis import classify, summarize
+from apps.runs.services.results import flow_result_record
 
 CONNECTOR = ConnectorSpec(
     name="Core",
@@ -76,3 +84,69 @@ CONNECTOR = ConnectorSpec(
         ),
     ),
 )
+
+
+# --- Implementations ---------------------------------------------------------------------------------------------
+
+PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def format_text(context: TaskContext, *, template: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Plain substitution of ``{name}`` fields (``{{`` and ``}}`` are literal braces); nothing is evaluated."""
+    missing = sorted({name for name in PLACEHOLDER.findall(template) if name and name not in values})
+    if missing:
+        raise TaskError(f"Format Text has no value for {', '.join('{' + name + '}' for name in missing)}.")
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) in ("{{", "}}"):
+            return match.group(0)[0]
+        value = values[match.group(1)]
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    return {"text": PLACEHOLDER.sub(replace, template)}
+
+
+def extract_field(context: TaskContext, *, data: Any, path: str) -> dict[str, Any]:
+    """Follows dot-separated keys and list indices through the data."""
+    value = data
+    for part in (part for part in path.split(".") if part):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.lstrip("-").isdigit() and -len(value) <= int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise TaskError(f"Extract Field found nothing at '{part}' of the path '{path}'.")
+    return {"value": value}
+
+
+def classify_text(context: TaskContext, *, text: str, labels: list[Any], keywords: dict[str, Any]) -> dict[str, Any]:
+    label_names = [str(label) for label in labels]
+    if not label_names:
+        raise TaskError("Classify Text needs at least one label.")
+    keyword_lists = {str(label): value if isinstance(value, list) else [value] for label, value in keywords.items()}
+    return {"label": classify(text, label_names, keyword_lists)}
+
+
+def summarize_text(context: TaskContext, *, text: str, max_sentences: int) -> dict[str, Any]:
+    if max_sentences < 1:
+        raise TaskError("Summarize Text needs max_sentences of at least 1.")
+    return {"summary": summarize(text, max_sentences)}
+
+
+def send_notification(context: TaskContext, *, recipient: str, message: str) -> dict[str, Any]:
+    """Records the notification once per step, whatever the number of deliveries of the job."""
+    notification, _ = Notification.objects.get_or_create(
+        idempotency_key=context.idempotency_key,
+        defaults={
+            "organization_id": context.organization_id,
+            "flow_run_id": context.flow_run_id,
+            "recipient": recipient,
+            "message": message,
+        },
+    )
+    return {"notification_id": str(notification.id)}
+
+
+def set_flow_result(context: TaskContext, *, body: str) -> dict[str, Any]:
+    flow_result_record(flow_run_id=context.flow_run_id, body=body, task_run_id=context.task_run_id)
+    return {"body": body}

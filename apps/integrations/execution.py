@@ -1,0 +1,69 @@
+"""Calling a task definition's implementation: the contract between the run engine and the connector modules.
+
+A connector implements a task as a function named after the definition's ``python_method_name``, taking a
+``TaskContext`` and the prepared parameters as keyword arguments, and returning a dict of outputs. It raises
+``TransientTaskError`` for failures worth retrying (network, 5xx, 429) and ``TaskError`` for the rest.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import Any
+from uuid import UUID
+
+from apps.integrations.models import TaskDefinition
+
+
+class TaskError(Exception):
+    """The task cannot succeed as asked (bad input, refused by the service): the step fails with this message."""
+
+
+class TransientTaskError(TaskError):
+    """A failure that may pass (network, 5xx, 429): the step is retried with backoff, at most the definition's limit.
+
+    ``retry_after`` (seconds) is the service's own hint, e.g. from a Retry-After header.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What an implementation may know about the step it runs.
+
+    ``idempotency_key`` is stable across re-deliveries of the same attempt: a side-effecting call passes it where the
+    service accepts one, and the core tasks use it to record each side effect at most once.
+    """
+
+    organization_id: UUID
+    flow_run_id: UUID
+    flow_request_id: UUID
+    task_run_id: UUID
+    idempotency_key: str
+    integration_entity: tuple[str, str] | None
+
+
+TaskImplementation = Callable[..., dict[str, Any]]
+
+
+def task_implementation(definition: TaskDefinition) -> TaskImplementation:
+    """The function implementing a task definition; TaskError when its connector has none."""
+    short_name = definition.integration.short_name
+    try:
+        module = import_module(f"apps.integrations.connectors.{short_name}")
+    except ImportError as error:
+        raise TaskError(f"No connector module for the '{short_name}' integration.") from error
+    implementation = getattr(module, definition.python_method_name, None)
+    if not callable(implementation):
+        raise TaskError(f"The {definition.integration.name} connector cannot run '{definition.task_name}' yet.")
+    return implementation
+
+
+def task_call(definition: TaskDefinition, context: TaskContext, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Runs the task with its prepared parameters and returns its outputs."""
+    outputs = task_implementation(definition)(context, **parameters)
+    if not isinstance(outputs, dict):
+        raise TaskError(f"'{definition.task_name}' returned {type(outputs).__name__}, not an object of outputs.")
+    return outputs

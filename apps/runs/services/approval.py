@@ -1,0 +1,154 @@
+"""Approval decisions on runs parked before a side effect: approve (optionally changing parameters) or reject.
+
+A decision is taken once: both services claim the pending approval with a conditional UPDATE, so of a concurrent
+approve and reject exactly one wins and the other answers 409. The admin's buttons and the API call these same
+functions.
+"""
+
+from typing import Any
+from uuid import UUID
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import Organization, User
+from apps.core.exceptions import ConflictError, ForbiddenError, InputValidationError
+from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
+from apps.runs.services.execution import flow_run_advance, ready_step, ready_steps_send
+from apps.runs.services.preparation import parameters_override
+
+TIMEOUT_DECIDER = "approval timeout"
+
+
+def _claim_decision(flow_run: FlowRun, decision: str, decided_by: str, comment: str) -> None:
+    claimed = FlowRun.objects.filter(id=flow_run.id, approval_status=FlowRun.ApprovalStatus.PENDING).update(
+        approval_status=decision,
+        approved_by=decided_by,
+        approved_at=timezone.now(),
+        approval_comment=comment,
+        modified_date=timezone.now(),
+    )
+    if not claimed:
+        raise ConflictError("The flow run is not waiting for approval.", code="not_awaiting_approval")
+    flow_run.refresh_from_db()
+
+
+def _check_decider(flow_run: FlowRun, user: User | None) -> None:
+    if user is None:
+        return
+    organization = Organization.objects.get(id=flow_run.organization_id)
+    if organization.forbid_self_approval and flow_run.triggered_by.lower() == user.email.lower():
+        raise ForbiddenError("The user who triggered a run may not decide on it.", code="self_approval")
+
+
+@transaction.atomic
+def run_approve(
+    *,
+    flow_run: FlowRun,
+    user: User | None,
+    parameters: dict[str, Any] | None = None,
+    comment: str = "",
+    decided_by: str = "",
+) -> FlowRun:
+    """Approves the parked steps (with the approver's parameter overrides, audited) and resumes the run."""
+    _check_decider(flow_run, user)
+    decided_by = decided_by or (user.email if user else "")
+    parked = list(
+        flow_run.task_runs.filter(status=TaskRun.Status.AWAITING_APPROVAL).select_related(
+            "task_operation__task_definition__integration"
+        )
+    )
+    overrides = parameters or {}
+    changes_by_step = {}
+    known: set[str] = set()
+    for task_run in parked:
+        definition = task_run.task_operation.task_definition  # type: ignore[union-attr]
+        known.update(definition.parameter_names)
+        applicable = {name: value for name, value in overrides.items() if name in definition.parameter_names}
+        try:
+            task_run.task_prep_answer, changes_by_step[task_run.id] = parameters_override(
+                task_run.task_prep_answer, definition, applicable
+            )
+        except ValueError as error:
+            raise InputValidationError.single(["body", "parameters"], str(error), "invalid_override") from None
+    unknown = set(overrides) - known
+    if unknown:
+        raise InputValidationError.single(
+            ["body", "parameters"],
+            f"No step waiting for approval has parameter(s) {', '.join(sorted(unknown))}.",
+            "unknown",
+        )
+
+    _claim_decision(flow_run, FlowRun.ApprovalStatus.APPROVED, decided_by, comment)
+    now = timezone.now()
+    for task_run in parked:
+        TaskRun.objects.filter(id=task_run.id, status=TaskRun.Status.AWAITING_APPROVAL).update(
+            status=TaskRun.Status.PENDING,
+            approved_at=now,
+            enqueued_at=now,
+            task_prep_answer=task_run.task_prep_answer,
+            modified_date=now,
+        )
+        ApprovalDecision.objects.create(
+            flow_run=flow_run,
+            task_run=task_run,
+            decision=ApprovalDecision.Decision.APPROVED,
+            decided_by=decided_by,
+            comment=comment,
+            overrides=changes_by_step[task_run.id],
+        )
+    if not parked:
+        ApprovalDecision.objects.create(
+            flow_run=flow_run, decision=ApprovalDecision.Decision.APPROVED, decided_by=decided_by, comment=comment
+        )
+    FlowRun.objects.filter(id=flow_run.id).update(status=FlowRun.Status.IN_PROGRESS, modified_date=now)
+    ready_steps_send([ready_step(task_run) for task_run in parked] + flow_run_advance(flow_run_id=flow_run.id))
+    flow_run.refresh_from_db()
+    return flow_run
+
+
+@transaction.atomic
+def run_reject(*, flow_run: FlowRun, user: User | None, comment: str = "", decided_by: str = "") -> FlowRun:
+    """Rejects the pending approval: the run is cancelled with the reason, and no parked step runs."""
+    _check_decider(flow_run, user)
+    decided_by = decided_by or (user.email if user else "")
+    _claim_decision(flow_run, FlowRun.ApprovalStatus.REJECTED, decided_by, comment)
+    now = timezone.now()
+    flow_run.task_runs.filter(status__in=[TaskRun.Status.AWAITING_APPROVAL, TaskRun.Status.PENDING]).update(
+        status=TaskRun.Status.CANCELLED, end_time=now, modified_date=now
+    )
+    ApprovalDecision.objects.create(
+        flow_run=flow_run, decision=ApprovalDecision.Decision.REJECTED, decided_by=decided_by, comment=comment
+    )
+    FlowRun.objects.filter(id=flow_run.id).update(
+        status=FlowRun.Status.CANCELLED,
+        status_reason=f"Rejected by {decided_by}" + (f": {comment}" if comment else "."),
+        end_time=now,
+        modified_date=now,
+    )
+    flow_run.refresh_from_db()
+    return flow_run
+
+
+def approvals_time_out(*, now: Any = None) -> list[UUID]:
+    """Decides runs that waited longer than their organization's approval timeout, as the policy says."""
+    now = now or timezone.now()
+    decided = []
+    waiting = FlowRun.objects.filter(
+        approval_status=FlowRun.ApprovalStatus.PENDING, organization__approval_timeout__isnull=False
+    ).select_related("organization")
+    for flow_run in waiting:
+        if flow_run.approval_requested_at is None:
+            continue
+        if flow_run.approval_requested_at + flow_run.organization.approval_timeout > now:  # type: ignore[operator]
+            continue
+        action = flow_run.organization.approval_timeout_action
+        try:
+            if action == Organization.ApprovalTimeoutAction.CONTINUE:
+                run_approve(flow_run=flow_run, user=None, comment="Approval timed out.", decided_by=TIMEOUT_DECIDER)
+            else:
+                run_reject(flow_run=flow_run, user=None, comment="Approval timed out.", decided_by=TIMEOUT_DECIDER)
+        except ConflictError:
+            continue  # decided by someone in the meantime
+        decided.append(flow_run.id)
+    return decided

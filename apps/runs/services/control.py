@@ -1,0 +1,128 @@
+"""Run control: cancel, retry the failed part, rerun from the start, and the sweeper that keeps runs moving."""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.core.exceptions import ConflictError
+from apps.runs.models import FlowRun, TaskRun
+from apps.runs.queueing import send_steps
+from apps.runs.services.approval import approvals_time_out
+from apps.runs.services.execution import (
+    flow_execute,
+    flow_run_advance,
+    ready_step,
+    ready_steps_send,
+    task_runs_unclaimed,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@transaction.atomic
+def run_cancel(*, flow_run: FlowRun, user: User, reason: str = "") -> FlowRun:
+    """Stops the run: steps not started are cancelled; a step already running finishes, but nothing after it."""
+    now = timezone.now()
+    cancelled = (
+        FlowRun.objects.filter(id=flow_run.id)
+        .exclude(status__in=FlowRun.TERMINAL)
+        .update(
+            status=FlowRun.Status.CANCELLED,
+            status_reason=f"Cancelled by {user.email}" + (f": {reason}" if reason else "."),
+            approval_status=None
+            if flow_run.approval_status == FlowRun.ApprovalStatus.PENDING
+            else flow_run.approval_status,
+            end_time=now,
+            modified_date=now,
+        )
+    )
+    if not cancelled:
+        raise ConflictError(f"The flow run has already ended ({flow_run.status}).", code="run_ended")
+    flow_run.task_runs.filter(status__in=[TaskRun.Status.PENDING, TaskRun.Status.AWAITING_APPROVAL]).update(
+        status=TaskRun.Status.CANCELLED, end_time=now, modified_date=now
+    )
+    flow_run.refresh_from_db()
+    return flow_run
+
+
+@transaction.atomic
+def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
+    """Re-runs the failed steps and those after them; completed steps keep their results."""
+    locked = FlowRun.objects.select_for_update().get(id=flow_run.id)
+    if locked.status != FlowRun.Status.FAILED:
+        raise ConflictError(f"Only a failed run can be retried; this one is {locked.status}.", code="not_failed")
+    now = timezone.now()
+    locked.task_runs.filter(status__in=[TaskRun.Status.FAILED, TaskRun.Status.SKIPPED]).update(
+        status=TaskRun.Status.PENDING,
+        error="",
+        result=None,
+        attempt=0,
+        start_time=None,
+        end_time=None,
+        enqueued_at=None,
+        approved_at=None,
+        lease_expires_at=None,
+        modified_date=now,
+    )
+    locked.status = FlowRun.Status.IN_PROGRESS
+    locked.status_reason = ""
+    locked.end_time = None
+    locked.modified_by_email = user.email
+    locked.save(update_fields=["status", "status_reason", "end_time", "modified_by_email", "modified_date"])
+    ready_steps_send(flow_run_advance(flow_run_id=locked.id))
+    locked.refresh_from_db()
+    return locked
+
+
+def run_rerun(*, flow_run: FlowRun, user: User) -> FlowRun:
+    """A new run of the same flow for the same request, from the beginning."""
+    return flow_execute(
+        user=user, flow=flow_run.flow, flow_request=flow_run.flow_request, triggered_by=user.email, rerun_of=flow_run
+    )
+
+
+@dataclass
+class SweepReport:
+    requeued_dead: int = 0
+    requeued_lost: int = 0
+    approvals_decided: int = 0
+
+
+def runs_sweep(*, now: Any = None) -> SweepReport:
+    """Keeps runs moving when something died. Run periodically by beat.
+
+    Steps: (1) a running step whose lease expired lost its worker: it goes back to pending and is queued again (its
+    side effect, if it happened, is found again through the same idempotency key); (2) a queued step no worker
+    claimed for NEENA_REQUEUE_AFTER_SECONDS lost its message: it is queued again (claiming is atomic, so a late
+    duplicate does nothing); (3) approvals past their organization's timeout are decided.
+    """
+    now = now or timezone.now()
+    report = SweepReport()
+    expired = TaskRun.objects.filter(status__in=TaskRun.RUNNING, lease_expires_at__lt=now).select_related(
+        "task_operation__task_definition__integration"
+    )
+    dead = []
+    for task_run in expired:
+        if TaskRun.objects.filter(id=task_run.id, status=task_run.status, lease_expires_at__lt=now).update(
+            status=TaskRun.Status.PENDING, lease_expires_at=None, enqueued_at=now, modified_date=now
+        ):
+            logger.warning("Step %s lost its worker (lease expired); queueing it again.", task_run.id)
+            dead.append(ready_step(task_run))
+    send_steps(dead)
+    report.requeued_dead = len(dead)
+
+    lost = []
+    for task_run in task_runs_unclaimed(older_than=now - timedelta(seconds=settings.NEENA_REQUEUE_AFTER_SECONDS)):
+        if TaskRun.objects.filter(id=task_run.id, status=TaskRun.Status.PENDING).update(enqueued_at=now):
+            lost.append(ready_step(task_run))
+    send_steps(lost)
+    report.requeued_lost = len(lost)
+
+    report.approvals_decided = len(approvals_time_out(now=now))
+    return report
