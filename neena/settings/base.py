@@ -81,6 +81,7 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'neena.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)  # the default database lives in the git-ignored var/
     # WAL lets the web server read while a worker writes; IMMEDIATE takes the write lock at BEGIN, so two writers
     # queue on the busy timeout instead of failing with "database is locked" half-way through a transaction.
     DATABASES["default"]["OPTIONS"] = {

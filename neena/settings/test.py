@@ -1,5 +1,7 @@
 """Settings the test suite runs with: fast hashing, fixed keys, no throttling surprises."""
 
+import os
+
 from neena.settings.base import *  # noqa: F403
 from neena.settings.base import DATABASES, MIDDLEWARE, REST_FRAMEWORK, VAR_DIR, env
 
@@ -19,9 +21,10 @@ STORAGES = {
 # Static files are not collected for tests; WhiteNoise would only warn about the missing directory.
 MIDDLEWARE = [entry for entry in MIDDLEWARE if entry != "whitenoise.middleware.WhiteNoiseMiddleware"]
 
-# The test database is a file on SQLite, so the Celery worker processes the tests start can open it too.
+# The test database is a file on SQLite, so the Celery worker processes the tests start can open it too; one per
+# test session (by process id), so two sessions on one checkout never share it.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test_neena.sqlite3")}
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test_neena_{os.getpid()}.sqlite3")}
 # Fail fast instead of retrying for minutes when a test forgets to start the broker.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_MAX_RETRIES = 2

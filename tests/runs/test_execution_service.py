@@ -1,0 +1,188 @@
+"""The step pipeline as a service, in-process: retries with backoff, failures, result caps, policies, timeouts."""
+
+from datetime import timedelta
+
+import pytest
+from django.test import override_settings
+from django.utils import timezone
+
+from apps.accounts.models import Organization
+from apps.integrations.execution import TransientTaskError
+from apps.integrations.models import Notification
+from apps.runs.models import FlowRun, TaskRun
+from apps.runs.services.approval import approvals_time_out
+from apps.runs.services.execution import flow_execute, task_run_execute
+from tests.runs.flows import make_flow, make_request, set_policy, step
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_broker(monkeypatch):
+    """These tests drive steps by hand; nothing is sent to the broker."""
+    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+
+
+def _run(owner, steps, edges=()):
+    flow = make_flow(owner, steps, list(edges))
+    return flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
+
+
+def _step_run(flow_run, index=0):
+    return TaskRun.objects.get(flow_run=flow_run, task_operation_index=index)
+
+
+def _implementation(monkeypatch, function):
+    monkeypatch.setattr("apps.integrations.execution.task_implementation", lambda definition: function)
+
+
+def test_transient_errors_retry_with_backoff_then_give_up(owner, organization, monkeypatch):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow_run = _run(owner, [step(0, "Format Text", template="x")])
+    calls = []
+
+    def flaky(context, **parameters):
+        calls.append(context.idempotency_key)
+        raise TransientTaskError("503 from the service", retry_after=7)
+
+    _implementation(monkeypatch, flaky)
+    task_run = _step_run(flow_run)
+    outcome = task_run_execute(task_run_id=task_run.id)
+
+    assert outcome.retry is not None and outcome.retry_in == 7
+    task_run.refresh_from_db()
+    assert (task_run.status, task_run.attempt) == (TaskRun.Status.PENDING, 1)
+    for _ in range(3):
+        task_run_execute(task_run_id=task_run.id)
+    task_run.refresh_from_db()
+    assert task_run.status == TaskRun.Status.FAILED
+    assert "gave up after 4 attempts" in task_run.error
+    assert calls == [f"{task_run.id}:{attempt}" for attempt in range(4)]
+    assert FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.FAILED
+
+
+def test_backoff_without_retry_after_is_bounded_exponential(owner, organization, monkeypatch):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow_run = _run(owner, [step(0, "Format Text", template="x")])
+    _implementation(monkeypatch, lambda context, **p: (_ for _ in ()).throw(TransientTaskError("timeout")))
+    task_run = _step_run(flow_run)
+    TaskRun.objects.filter(id=task_run.id).update(attempt=2)
+
+    outcome = task_run_execute(task_run_id=task_run.id)
+
+    backoff = task_run.task_operation.task_definition.retry_policy["backoff_seconds"]
+    assert 0 <= outcome.retry_in <= backoff * 4
+
+
+def test_a_crashing_connector_fails_its_step_not_the_worker(owner, organization, monkeypatch):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow_run = _run(owner, [step(0, "Format Text", template="x")])
+    _implementation(monkeypatch, lambda context, **parameters: 1 / 0)
+
+    task_run_execute(task_run_id=_step_run(flow_run).id)
+
+    assert "ZeroDivisionError" in _step_run(flow_run).error
+    assert FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.FAILED
+
+
+@override_settings(NEENA_MAX_RESULT_BYTES=100)
+def test_oversized_results_are_stored_truncated(owner, organization):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow_run = _run(owner, [step(0, "Format Text", template="y" * 500)])
+
+    task_run_execute(task_run_id=_step_run(flow_run).id)
+
+    result = _step_run(flow_run).result
+    assert result["truncated"] is True and result["size_bytes"] > 500
+
+
+def test_a_second_delivery_of_the_same_job_does_nothing(owner, organization):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
+    task_run = _step_run(flow_run)
+
+    task_run_execute(task_run_id=task_run.id)
+    outcome = task_run_execute(task_run_id=task_run.id)
+
+    assert outcome.ready == [] and outcome.retry is None
+    assert Notification.objects.count() == 1
+
+
+def test_never_policy_does_not_park(owner, organization):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
+
+    task_run_execute(task_run_id=_step_run(flow_run).id)
+
+    assert FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("action", "expected_run", "notified"),
+    [("cancel", FlowRun.Status.CANCELLED, 0), ("continue", FlowRun.Status.IN_PROGRESS, 0)],
+)
+def test_approval_timeout_follows_the_policy(owner, organization, action, expected_run, notified):
+    set_policy(
+        organization,
+        Organization.ApprovalPolicy.SIDE_EFFECTS,
+        approval_timeout=timedelta(minutes=10),
+        approval_timeout_action=action,
+    )
+    flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
+    task_run_execute(task_run_id=_step_run(flow_run).id)
+
+    assert approvals_time_out(now=timezone.now() + timedelta(minutes=5)) == []
+    assert approvals_time_out(now=timezone.now() + timedelta(minutes=11)) == [flow_run.id]
+
+    flow_run.refresh_from_db()
+    assert flow_run.status == expected_run
+    assert flow_run.approved_by == "approval timeout"
+    assert Notification.objects.count() == notified
+
+
+def test_self_approval_can_be_forbidden(api, owner, organization, teammate, make_client):
+    set_policy(organization, Organization.ApprovalPolicy.SIDE_EFFECTS, forbid_self_approval=True)
+    flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
+    task_run_execute(task_run_id=_step_run(flow_run).id)
+
+    own = api.put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}")
+    other = make_client(teammate).put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}")
+
+    assert own.status_code == 403
+    assert other.status_code == 200
+
+
+def test_approving_needs_the_approve_scope(owner, organization, make_client):
+    flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
+    task_run_execute(task_run_id=_step_run(flow_run).id)
+
+    response = make_client(owner, scopes=("read", "write")).put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}")
+
+    assert response.status_code == 403
+    assert "approve" in response.json()["detail"]
+
+
+def test_unknown_override_is_422_and_nothing_changes(api, owner, organization):
+    flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
+    task_run_execute(task_run_id=_step_run(flow_run).id)
+
+    response = api.put(
+        f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}", {"parameters": {"subject": "x"}}, format="json"
+    )
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "parameters"]
+    assert FlowRun.objects.get(id=flow_run.id).approval_status == FlowRun.ApprovalStatus.PENDING
+
+
+def test_execute_validates_and_hides_foreign_objects(api, owner, outsider_api):
+    flow = make_flow(owner, [step(0, "Format Text", template="x")], [])
+    flow_request = make_request(owner)
+
+    missing = api.post(f"/api/v1/flows/execute?flow_id={flow.id}")
+    foreign = outsider_api.post(f"/api/v1/flows/execute?flow_id={flow.id}&flow_request_id={flow_request.id}")
+
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["query", "flow_request_id"]
+    assert foreign.status_code == 404
+    assert not FlowRun.objects.exists()
