@@ -31,7 +31,19 @@ def main() -> int:
     bind = f"{environment.get('NEENA_HOST', '127.0.0.1')}:{environment.get('NEENA_PORT', '8000')}"
     commands = {
         "web": [str(BIN / "gunicorn"), "neena.wsgi:application", "--config", "gunicorn.conf.py", "--bind", bind],
-        "worker": [str(BIN / "celery"), "-A", "neena", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        "worker": [
+            str(BIN / "celery"),
+            "-A",
+            "neena",
+            "worker",
+            "--queues",
+            f"{environment.get('NEENA_ORCHESTRATION_QUEUE', 'celery')},"
+            f"{environment.get('NEENA_INTEGRATIONS_QUEUE', 'integrations')}",
+            "--loglevel",
+            "INFO",
+            "--concurrency",
+            environment.get("NEENA_WORKER_CONCURRENCY", "2"),
+        ],
         "beat": [
             str(BIN / "celery"),
             "-A",

@@ -11,6 +11,12 @@ class Flow(OwnedModel):
     """A plan: task operations (steps) and the dependencies between them. It can be executed many times."""
 
     name = models.CharField(max_length=255)
+    planner = models.CharField(
+        max_length=16, blank=True, default="", help_text="Which planner generated the flow; empty when made by hand."
+    )
+    planning_notes = models.JSONField(
+        default=list, blank=True, help_text="What the planner could not express (conditions) or fell back from."
+    )
 
     class Meta:
         indexes = [models.Index(fields=["organization", "-created_date"], name="flow_org_created")]

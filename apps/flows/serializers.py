@@ -145,7 +145,21 @@ class DependencySerializer(serializers.ModelSerializer):
 class FlowSerializer(serializers.ModelSerializer):
     task_operations = TaskOperationSerializer(many=True)
     dependencies = DependencySerializer(many=True)
+    planning_notes = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     class Meta:
         model = Flow
-        fields = ["name", "task_operations", "dependencies", "id", "organization", *AUDIT_FIELDS]
+        fields = [
+            "name",
+            "task_operations",
+            "dependencies",
+            "id",
+            "organization",
+            "planner",
+            "planning_notes",
+            *AUDIT_FIELDS,
+        ]
+
+
+class FlowRequestIdQuerySerializer(serializers.Serializer):
+    flow_request_id = serializers.UUIDField()

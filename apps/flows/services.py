@@ -12,8 +12,10 @@ from apps.accounts.models import User
 from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import ErrorItem, InputValidationError
 from apps.flows import bindings
-from apps.flows.dag import ancestors, validate_dag
+from apps.flows.dag import ancestors, topological_order, validate_dag
 from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
+from apps.flows.planning.rules import PlanningError
+from apps.flows.planning.service import catalogue_current, plan_request
 from apps.flows.selectors import flow_list_for_user
 from apps.integrations.datatypes import coerce
 from apps.integrations.models import TaskDefinition
@@ -295,3 +297,64 @@ def flow_update(
 def flow_delete(*, flow: Flow) -> None:
     """Deletes the flow with its steps and edges; a flow that runs still refer to answers 409 (protected)."""
     flow.delete()
+
+
+def _layout(step_count: int, edges: Sequence[tuple[int, int]]) -> list[tuple[float, float]]:
+    """Canvas positions for a generated flow: a column per topological depth, a row per step in that column."""
+    order, _ = topological_order(step_count, edges)
+    depth = dict.fromkeys(range(step_count), 0)
+    for index in order:
+        for source, target in edges:
+            if source == index:
+                depth[target] = max(depth[target], depth[index] + 1)
+    rows: dict[int, int] = {}
+    positions = []
+    for index in range(step_count):
+        row = rows.get(depth[index], 0)
+        rows[depth[index]] = row + 1
+        positions.append((depth[index] * 240.0, row * 120.0))
+    return positions
+
+
+@transaction.atomic
+def flow_generate(*, user: User, flow_request: FlowRequest) -> Flow:
+    """Plans a flow for the request, validates and saves it like a hand-made one, and links the request to it.
+
+    A request the planner cannot cover is a 422 naming the part of it no task fits (or the parameter nothing
+    provides); a planned flow that fails validation is refused the same way.
+    """
+    try:
+        draft = plan_request(flow_request, catalogue_current())
+    except PlanningError as error:
+        raise InputValidationError(
+            [ErrorItem(["flow_request", "request_instructions"], problem, "planning") for problem in error.problems]
+        ) from None
+    positions = _layout(len(draft.steps), draft.edges)
+    flow = flow_create(
+        user=user,
+        name=draft.name,
+        organization=flow_request.organization_id,
+        task_operations=[
+            TaskOperationDraft(
+                index=position,
+                name=step.name,
+                task_definition=step.entry.id,
+                instruction=step.instruction,
+                x=positions[position][0],
+                y=positions[position][1],
+                parameters=step.parameters,
+            )
+            for position, step in enumerate(draft.steps)
+        ],
+        dependencies=[
+            DependencyDraft(source, target, f"Step {target} uses what step {source} produced.")
+            for source, target in draft.edges
+        ],
+    )
+    flow.planner = draft.planner
+    flow.planning_notes = draft.notes
+    flow.save(update_fields=["planner", "planning_notes", "modified_date"])
+    flow_request.flow = flow
+    flow_request.modified_by_email = user.email
+    flow_request.save(update_fields=["flow", "modified_by_email", "modified_date"])
+    return flow

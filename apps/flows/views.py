@@ -7,6 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apps.core.exceptions import NotFoundError
 from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
 from apps.flows import services
@@ -14,6 +15,7 @@ from apps.flows.models import Flow, FlowRequest
 from apps.flows.selectors import flow_and_request_for_user, flow_list_with_steps_for_user, flow_request_list_for_user
 from apps.flows.serializers import (
     FlowInputSerializer,
+    FlowRequestIdQuerySerializer,
     FlowRequestInputSerializer,
     FlowRequestSerializer,
     FlowRequestUpdateInputSerializer,
@@ -75,6 +77,8 @@ class FlowRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Query
 )
 class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringViewSet):
     serializer_class = FlowSerializer
+    # Generating saves a flow, so even its GET form needs the write scope.
+    action_scopes = {"generate": "write"}
 
     def get_queryset(self) -> QuerySet[Flow]:
         return flow_list_with_steps_for_user(user=self.user)
@@ -98,6 +102,23 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
         body = FlowSerializer(flow).data
         services.flow_delete(flow=flow)
         return Response(body)
+
+    @extend_schema(
+        summary="Generate a flow from a flow request",
+        description="Plans a flow for the request's instructions (NEENA_PLANNER: rules, or llm with rules as the "
+        "fallback), validates and saves it, and links the request to it. 422 names the part of the request no task "
+        "covers, or the parameter nothing provides.",
+        parameters=[FlowRequestIdQuerySerializer],
+        request=None,
+        responses=FlowSerializer,
+    )
+    @action(detail=False, methods=["get", "post"], url_path="generate")
+    def generate(self, request: Request) -> Response:
+        flow_request_id = parse_query(FlowRequestIdQuerySerializer, request)["flow_request_id"]
+        flow_request = flow_request_list_for_user(user=self.user).filter(id=flow_request_id).first()
+        if flow_request is None:
+            raise NotFoundError("Flow request not found.")
+        return self._render(services.flow_generate(user=self.user, flow_request=flow_request))
 
     @extend_schema(
         summary="Execute a flow",

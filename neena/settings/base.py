@@ -214,6 +214,17 @@ NEENA_ENCRYPTION_KEYS = env.list("NEENA_ENCRYPTION_KEYS", default=[development_e
 # Written as created_by_email / modified_by_email on catalogue rows, which no user owns.
 NEENA_SYSTEM_EMAIL = env.str("NEENA_SYSTEM_EMAIL", default="system@neena.local")
 
+# --- Planning and preparation ----------------------------------------------------------------------------------
+
+# "rules" (offline, deterministic) or "llm" (an OpenAI-compatible model, falling back to rules when unreachable).
+NEENA_PLANNER = env.str("NEENA_PLANNER", default="rules")
+NEENA_PREPARER = env.str("NEENA_PREPARER", default="rules")
+NEENA_LLM_BASE_URL = env.str("NEENA_LLM_BASE_URL", default="")
+NEENA_LLM_MODEL = env.str("NEENA_LLM_MODEL", default="")
+NEENA_LLM_API_KEY = env.str("NEENA_LLM_API_KEY", default="")
+NEENA_LLM_TIMEOUT_SECONDS = env.float("NEENA_LLM_TIMEOUT_SECONDS", default=30.0)
+NEENA_LLM_MAX_RETRIES = env.int("NEENA_LLM_MAX_RETRIES", default=2)
+
 # --- Logging ----------------------------------------------------------------------------------------------------
 
 LOGGING = {

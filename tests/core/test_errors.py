@@ -51,7 +51,7 @@ def test_missing_or_malformed_id_is_422_at_query(api, query):
     assert response.json()["detail"][0]["loc"] == ["query", "id"]
 
 
-@pytest.mark.parametrize("query", ["skip=-1", "limit=0", "limit=1001", "skip=abc", f"skip={2**63}"])
+@pytest.mark.parametrize("query", ["skip=-1", "limit=0", "limit=1001", "skip=abc", f"skip={2**63}", "limit=", "skip="])
 def test_bad_pagination_is_422_at_query(api, query):
     response = api.get(f"/api/v1/flow_requests/all?{query}")
 

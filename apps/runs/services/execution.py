@@ -29,7 +29,7 @@ from apps.integrations.execution import TaskContext, TaskError, TransientTaskErr
 from apps.integrations.models import TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep, queue_for, send_steps
-from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare
+from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
 from apps.runs.services.results import flow_result_finalize, integration_entity
 
 logger = logging.getLogger(__name__)
@@ -316,7 +316,7 @@ def task_run_execute(*, task_run_id: UUID) -> StepOutcome:
         values = {parameter["name"]: parameter["value"] for parameter in task_run.task_prep_answer["parameters"]}
     else:
         try:
-            preparation = step_prepare(_step_inputs(task_run))
+            preparation = step_prepare_configured(_step_inputs(task_run))
         except PreparationError as error:
             return StepOutcome(
                 ready=_end_step(

@@ -19,10 +19,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from apps.flows import bindings
 from apps.flows.models import FlowRequest, TaskOperation
 from apps.integrations.connectors.base import DataType
 from apps.integrations.datatypes import coerce
+from apps.integrations.llm import ModelAnswerError, ModelUnavailableError, chat_json
+from apps.integrations.llm import configured as llm_configured
 from apps.integrations.models import TaskDefinition
 
 PREPARER_NAME = "rules"
@@ -61,10 +65,11 @@ class Preparation:
 
     prompt: dict[str, Any]
     parameters: list[PreparedParameter] = field(default_factory=list)
+    preparer_note: str = PREPARER_NAME
 
     @property
     def answer(self) -> dict[str, Any]:
-        return {"parameters": [parameter.as_dict() for parameter in self.parameters], "preparer": PREPARER_NAME}
+        return {"parameters": [parameter.as_dict() for parameter in self.parameters], "preparer": self.preparer_note}
 
     @property
     def values(self) -> dict[str, Any]:
@@ -291,3 +296,53 @@ def parameters_override(
         changes.append({"name": name, "old_value": old, "new_value": coerced})
     ordered = sorted(current.values(), key=lambda parameter: declared[parameter["name"]]["position"])
     return {**preparation_answer, "parameters": ordered}, changes
+
+
+def _model_messages(preparation: Preparation) -> list[dict[str, str]]:
+    answer_format = (
+        'Answer with one JSON object: {"parameters": [{"name": ..., "value": ..., "explanation": ...}]}, one entry '
+        "per parameter you can fill; leave out those you cannot."
+    )
+    system, user = preparation.prompt["messages"]
+    return [{"role": "system", "content": f"{system['content']} {answer_format}"}, user]
+
+
+def step_prepare_with_model(inputs: StepInputs) -> Preparation:
+    """The ``llm`` preparer: the model fills the parameters, checked and coerced like any value.
+
+    Explicit bindings keep precedence over the model (they are the flow author's intent); a value the model gives
+    that does not fit its type is replaced by the rules preparer's. When the model cannot be reached or answers
+    nonsense, the rules preparation stands, with a note saying so. ``task_prep_prompt`` holds the messages sent.
+    """
+    rules = step_prepare(inputs)
+    messages = _model_messages(rules)
+    try:
+        answer, _ = chat_json(messages)
+    except (ModelUnavailableError, ModelAnswerError) as error:
+        return Preparation(
+            prompt={"messages": messages},
+            parameters=rules.parameters,
+            preparer_note=f"rules (the model could not be used: {error})",
+        )
+    declared = {parameter["name"]: parameter for parameter in inputs.definition.parameters}
+    by_rules = {parameter.name: parameter for parameter in rules.parameters}
+    chosen: dict[str, PreparedParameter] = {}
+    for item in answer.get("parameters", []) if isinstance(answer.get("parameters"), list) else []:
+        name = str(item.get("name")) if isinstance(item, dict) else ""
+        if name not in declared or (name in by_rules and by_rules[name].source == "binding"):
+            continue
+        try:
+            value = coerce(item.get("value"), declared[name]["data_type"])
+        except ValueError:
+            continue
+        explanation = str(item.get("explanation") or "Chosen by the model.")
+        chosen[name] = PreparedParameter(name, value, explanation, "model")
+    parameters = [chosen.get(name) or by_rules[name] for name in declared if name in chosen or name in by_rules]
+    return Preparation(prompt={"messages": messages}, parameters=parameters, preparer_note="llm")
+
+
+def step_prepare_configured(inputs: StepInputs) -> Preparation:
+    """The preparer NEENA_PREPARER names: ``llm`` when a model is configured, else ``rules``."""
+    if settings.NEENA_PREPARER == "llm" and llm_configured():
+        return step_prepare_with_model(inputs)
+    return step_prepare(inputs)

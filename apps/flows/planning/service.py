@@ -1,0 +1,42 @@
+"""Choosing and running the planner, with the catalogue index cached per catalogue version."""
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Max
+
+from apps.flows.models import FlowRequest
+from apps.flows.planning import llm, rules
+from apps.flows.planning.catalogue import Catalogue
+from apps.flows.planning.rules import PlanDraft
+from apps.integrations.selectors import task_definition_list
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=4)
+def _catalogue_for(version: tuple[Any, ...]) -> Catalogue:
+    return Catalogue.from_definitions(task_definition_list())
+
+
+def catalogue_current() -> Catalogue:
+    """The live catalogue's index, rebuilt only when a definition changed (sync_catalog bumps modified_date)."""
+    version = task_definition_list().aggregate(count=Count("id"), changed=Max("modified_date"))
+    return _catalogue_for((version["count"], version["changed"]))
+
+
+def plan_request(flow_request: FlowRequest, catalogue: Catalogue) -> PlanDraft:
+    """Plans with NEENA_PLANNER; the LLM planner falls back to rules when the model cannot be reached."""
+    instructions, name = flow_request.request_instructions, flow_request.request_name
+    metadata_keys = set(flow_request.merged_metadata())
+    if settings.NEENA_PLANNER == llm.PLANNER_NAME and llm.configured():
+        try:
+            return llm.plan(instructions=instructions, name=name, metadata_keys=metadata_keys, catalogue=catalogue)
+        except llm.ModelUnavailableError as error:
+            logger.warning("LLM planner unavailable, planning with rules: %s", error)
+            draft = rules.plan(instructions=instructions, name=name, metadata_keys=metadata_keys, catalogue=catalogue)
+            draft.notes.append(f"Planned with the rules planner: the model could not be reached ({error}).")
+            return draft
+    return rules.plan(instructions=instructions, name=name, metadata_keys=metadata_keys, catalogue=catalogue)
