@@ -1,11 +1,14 @@
-"""The catalogue in the admin: read-only, since ``sync_catalog`` owns it."""
+"""The catalogue in the admin, read-only since ``sync_catalog`` owns it; and the notifications sent, read-only too."""
 
 from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from apps.integrations.models import Integration, TaskDefinition, WebhookTriggerDefinition
+from apps.integrations.models import Integration, Notification, TaskDefinition, WebhookTriggerDefinition
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -37,3 +40,29 @@ class WebhookTriggerDefinitionAdmin(ReadOnlyAdmin):
     list_display = ["trigger_name", "integration", "signature_scheme", "deleted_at"]
     list_filter = ["integration"]
     search_fields = ["trigger_name", "description"]
+
+
+NOTIFICATION_FIELDS = ("recipient", "message", "organization", "flow_run", "idempotency_key", "created_date")
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    """What the core ``Send Notification`` task sent, to whom, and for which run: a record, never edited."""
+
+    list_display = ["recipient", "message_preview", "organization", "flow_run_link", "created_date"]
+    list_filter = ["organization"]
+    list_select_related = ["organization", "flow_run"]
+    search_fields = ["recipient", "message"]
+    fields = NOTIFICATION_FIELDS
+    readonly_fields = NOTIFICATION_FIELDS
+
+    @admin.display(description="message")
+    def message_preview(self, notification: Notification) -> str:
+        return Truncator(notification.message).chars(80)
+
+    @admin.display(description="flow run", ordering="flow_run__created_date")
+    def flow_run_link(self, notification: Notification) -> str:
+        if notification.flow_run is None:
+            return "-"
+        url = reverse("admin:runs_flowrun_change", args=[notification.flow_run.pk])
+        return format_html('<a href="{}">{}</a>', url, notification.flow_run)
