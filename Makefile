@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 DJANGO_TEST_ENV := DJANGO_SETTINGS_MODULE=neena.settings.test
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-sqlite test-postgres lint format clean
+.PHONY: help venv run test test-sqlite test-postgres lint format clean bench-planner
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ lint: venv ## ruff, ruff format --check, mypy, manage.py check and makemigration
 	mkdir -p var
 	$(DJANGO_TEST_ENV) $(BIN)/python manage.py check
 	$(DJANGO_TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+bench-planner: venv ## Planner accuracy on the labelled requests, and planning time against catalogue size
+	$(BIN)/python bench/planner.py
 
 # Fix first, then format, as ruff recommends; --exit-zero so unfixable findings are shown without stopping here.
 format: venv ## Apply ruff's safe fixes and format the code

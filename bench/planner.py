@@ -5,6 +5,7 @@ on the real catalogue and on synthetic catalogues of 100 to 1,000 definitions (t
 vocabulary), to show planning time grows linearly with the catalogue.
 """
 
+import contextlib
 import statistics
 import sys
 import time
@@ -110,15 +111,13 @@ def latency_ms(cases: list[dict[str, Any]], catalogue: Any, repeat: int = 3) -> 
     for _ in range(repeat):
         for case in cases:
             started = time.perf_counter()
-            try:
+            with contextlib.suppress(PlanningError):
                 plan(
                     instructions=case["request"],
                     name="",
                     metadata_keys=set(case.get("metadata", [])),
                     catalogue=catalogue,
                 )
-            except PlanningError:
-                pass
             timings.append((time.perf_counter() - started) * 1000)
     return timings
 
@@ -143,7 +142,10 @@ def main() -> int:
     for failure in report.failures:
         print(f"  miss: {failure}")
     holdout = evaluate(load_cases(HOLDOUT), catalogue)
-    print(f"planner accuracy, held-out requests (never tuned on): exact {holdout.exact}/{holdout.total} = {holdout.accuracy:.1%}")
+    print(
+        "planner accuracy, held-out requests (never tuned on): "
+        f"exact {holdout.exact}/{holdout.total} = {holdout.accuracy:.1%}"
+    )
     for failure in holdout.failures:
         print(f"  held-out miss: {failure}")
 

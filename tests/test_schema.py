@@ -26,6 +26,7 @@ DOCUMENTED = {
     "/api/v1/flows/": {"get", "post", "put", "delete"},
     "/api/v1/flows/all": {"get"},
     "/api/v1/flows/execute": {"post"},
+    "/api/v1/flows/generate": {"get", "post"},
     "/api/v1/flow_runs/": {"get", "post"},
     "/api/v1/flow_runs/approve": {"put"},
     "/api/v1/flow_runs/reject": {"put"},

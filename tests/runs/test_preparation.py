@@ -124,3 +124,63 @@ def test_overrides_are_coerced_and_audited():
     assert changes == [{"name": "max_sentences", "old_value": None, "new_value": 2}]
     with pytest.raises(ValueError, match="no parameter 'nope'"):
         parameters_override(answer, definition, {"nope": 1})
+
+
+# --- the llm preparer ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model():
+    from django.test import override_settings
+
+    from tests.fakes.openai_server import FakeOpenAI
+
+    server = FakeOpenAI()
+    with override_settings(
+        NEENA_PREPARER="llm",
+        NEENA_LLM_BASE_URL=server.base_url,
+        NEENA_LLM_MODEL="fake-model",
+        NEENA_LLM_TIMEOUT_SECONDS=2,
+        NEENA_LLM_MAX_RETRIES=0,
+    ):
+        yield server
+    server.stop()
+
+
+def test_llm_preparer_takes_the_models_values_but_keeps_bindings(model):
+    from apps.runs.services.preparation import step_prepare_configured
+
+    model.answer(
+        {
+            "parameters": [
+                {"name": "recipient", "value": "boss@example.com", "explanation": "The request names the boss."},
+                {"name": "message", "value": "ignored: bound explicitly", "explanation": "x"},
+            ]
+        }
+    )
+
+    preparation = step_prepare_configured(_inputs("Send Notification", bindings={"message": "Bound text"}))
+
+    assert _values(preparation) == {
+        "recipient": ("boss@example.com", "model"),
+        "message": ("Bound text", "binding"),
+    }
+    assert preparation.answer["preparer"] == "llm"
+    (request,) = model.requests
+    assert preparation.prompt["messages"] == request.body["messages"]
+
+
+def test_llm_preparer_replaces_values_of_the_wrong_type_and_falls_back_when_unreachable(model):
+    from apps.runs.services.preparation import step_prepare_configured
+
+    model.answer({"parameters": [{"name": "max_sentences", "value": "lots"}]})
+    inputs = _inputs("Summarize Text", bindings={"text": "A."}, instruction="in 2 sentences")
+
+    assert _values(step_prepare_configured(inputs))["max_sentences"] == (2, "instruction text")
+    model.answer("", status=503)
+    fallback = step_prepare_configured(inputs)
+    assert fallback.answer["preparer"].startswith("rules (the model could not be used")
+
+
+def _values(preparation):
+    return {p.name: (p.value, p.source) for p in preparation.parameters}

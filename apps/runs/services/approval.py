@@ -52,6 +52,9 @@ def run_approve(
 ) -> FlowRun:
     """Approves the parked steps (with the approver's parameter overrides, audited) and resumes the run."""
     _check_decider(flow_run, user)
+    # Lock the run first: a step parking on a parallel branch (which takes the same lock) then either parks before
+    # this reads the parked steps, and is approved with them, or after the decision, and asks for a new one.
+    flow_run = FlowRun.objects.select_for_update().get(id=flow_run.id)
     decided_by = decided_by or (user.email if user else "")
     parked = list(
         flow_run.task_runs.filter(status=TaskRun.Status.AWAITING_APPROVAL).select_related(

@@ -242,30 +242,33 @@ def _find(parameter: dict[str, Any], inputs: StepInputs, metadata: dict[str, Any
 
 
 def step_prepare(inputs: StepInputs) -> Preparation:
-    """Prepares every parameter of the step; raises PreparationError naming the first one that cannot be had."""
+    """Prepares every parameter of the step; raises PreparationError naming the first one that cannot be had (its
+    ``preparation`` still holds every parameter that could)."""
     preparation = Preparation(prompt=_describe(inputs))
     metadata = inputs.flow_request.merged_metadata()
+    problems = []
     for parameter in sorted(inputs.definition.parameters, key=lambda parameter: parameter["position"]):
         name = parameter["name"]
         try:
             found = _find(parameter, inputs, metadata)
         except PreparationError as error:
-            raise PreparationError(str(error), preparation) from None
+            problems.append(str(error))
+            continue
         if found is None:
-            if parameter["optional"]:
-                continue
-            raise PreparationError(
-                f"No value for the required parameter '{name}' of '{inputs.definition.task_name}': no binding, "
-                "request metadata, earlier result or instruction provides it.",
-                preparation,
-            )
+            if not parameter["optional"]:
+                problems.append(
+                    f"No value for the required parameter '{name}' of '{inputs.definition.task_name}': no binding, "
+                    "request metadata, earlier result or instruction provides it."
+                )
+            continue
         try:
             found.value = coerce(found.value, parameter["data_type"])
         except ValueError as error:
-            raise PreparationError(
-                f"Parameter '{name}' of '{inputs.definition.task_name}': {error} (from {found.source}).", preparation
-            ) from None
+            problems.append(f"Parameter '{name}' of '{inputs.definition.task_name}': {error} (from {found.source}).")
+            continue
         preparation.parameters.append(found)
+    if problems:
+        raise PreparationError(problems[0], preparation)
     return preparation
 
 
@@ -314,16 +317,20 @@ def step_prepare_with_model(inputs: StepInputs) -> Preparation:
     that does not fit its type is replaced by the rules preparer's. When the model cannot be reached or answers
     nonsense, the rules preparation stands, with a note saying so. ``task_prep_prompt`` holds the messages sent.
     """
-    rules = step_prepare(inputs)
+    try:
+        rules, rules_error = step_prepare(inputs), None
+    except PreparationError as error:
+        rules, rules_error = error.preparation, error
     messages = _model_messages(rules)
     try:
         answer, _ = chat_json(messages)
     except (ModelUnavailableError, ModelAnswerError) as error:
-        return Preparation(
-            prompt={"messages": messages},
-            parameters=rules.parameters,
-            preparer_note=f"rules (the model could not be used: {error})",
+        fallback = Preparation(
+            {"messages": messages}, rules.parameters, f"rules (the model could not be used: {error})"
         )
+        if rules_error:
+            raise PreparationError(str(rules_error), fallback) from None
+        return fallback
     declared = {parameter["name"]: parameter for parameter in inputs.definition.parameters}
     by_rules = {parameter.name: parameter for parameter in rules.parameters}
     chosen: dict[str, PreparedParameter] = {}
@@ -338,7 +345,17 @@ def step_prepare_with_model(inputs: StepInputs) -> Preparation:
         explanation = str(item.get("explanation") or "Chosen by the model.")
         chosen[name] = PreparedParameter(name, value, explanation, "model")
     parameters = [chosen.get(name) or by_rules[name] for name in declared if name in chosen or name in by_rules]
-    return Preparation(prompt={"messages": messages}, parameters=parameters, preparer_note="llm")
+    preparation = Preparation(prompt={"messages": messages}, parameters=parameters, preparer_note="llm")
+    missing = [
+        name for name, parameter in declared.items() if not parameter["optional"] and name not in chosen | by_rules
+    ]
+    if missing:
+        raise PreparationError(
+            f"No value for the required parameter '{missing[0]}' of '{inputs.definition.task_name}': neither the "
+            "model nor the flow provides it.",
+            preparation,
+        )
+    return preparation
 
 
 def step_prepare_configured(inputs: StepInputs) -> Preparation:
