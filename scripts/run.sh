@@ -40,7 +40,7 @@ fi
 cat <<BANNER
 
 ======================================================================================
-  Neena is starting on http://127.0.0.1:8000/
+  Neena is starting on http://${NEENA_HOST:-127.0.0.1}:${NEENA_PORT:-8000}/
 
   Demo API key (user demo@neena.local, saved in $KEY_FILE):
 
@@ -48,7 +48,7 @@ cat <<BANNER
 
   Try it:
 
-      curl -H "Authorization: Bearer $KEY" http://127.0.0.1:8000/api/v1/users/
+      curl -H "Authorization: Bearer $KEY" http://${NEENA_HOST:-127.0.0.1}:${NEENA_PORT:-8000}/api/v1/users/
 
   Stop everything with Ctrl-C.
 ======================================================================================

@@ -9,6 +9,7 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
 
@@ -28,8 +29,12 @@ class BearerTokenAuthentication(OAuth2Authentication):
     www_authenticate_realm = "neena"
 
     def authenticate(self, request: Request) -> Any:
-        _normalise_authorization(request._request.META)
-        return super().authenticate(request)
+        meta = request._request.META
+        _normalise_authorization(meta)
+        result = super().authenticate(request)
+        if result is None and meta.get("HTTP_AUTHORIZATION", "").startswith("Bearer "):
+            raise AuthenticationFailed("The token is invalid or has expired.", code="invalid_token")
+        return result
 
 
 class BearerTokenAuthenticationScheme(OpenApiAuthenticationExtension):

@@ -26,6 +26,11 @@ class QueryStringViewSet(GenericViewSet):
         """The caller. Every endpoint requires a token, so by the time a handler runs this is never anonymous."""
         return cast("User", self.request.user)
 
+    @property
+    def allowed_methods(self) -> list[str]:
+        """OPTIONS answers 405 (the OpenAPI schema describes every endpoint), so it is not advertised in Allow."""
+        return [method for method in super().allowed_methods if method != "OPTIONS"]
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         if "" in request.query_params:

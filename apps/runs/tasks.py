@@ -12,8 +12,8 @@ from apps.runs.services.control import runs_sweep
 from apps.runs.services.execution import task_run_execute
 
 
-@shared_task(base=NeenaTask, name="runs.execute_task_run", acks_late=True, reject_on_worker_lost=True)
-def execute_task_run(task_run_id: str) -> None:
+@shared_task(base=NeenaTask, bind=True, name="runs.execute_task_run", acks_late=True, reject_on_worker_lost=True)
+def execute_task_run(self: NeenaTask, task_run_id: str) -> None:
     """Runs a step, then runs just-readied core steps in place (bounded) and queues everything else.
 
     Running a readied step here instead of queueing it saves a broker round trip per step; it is safe because every
@@ -21,6 +21,9 @@ def execute_task_run(task_run_id: str) -> None:
     they get their own time limit and worker pool.
     """
     started = time.monotonic()
+    # Inline steps share this job's own time limit (the first step's): stay well inside half of it.
+    _, soft_limit = self.request.timelimit or (None, None)
+    time_budget = (soft_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT) / 2
     outcome = task_run_execute(task_run_id=UUID(task_run_id))
     budget = settings.NEENA_INLINE_STEP_LIMIT
     while True:
@@ -30,8 +33,7 @@ def execute_task_run(task_run_id: str) -> None:
             (step for step in outcome.ready if step.queue == settings.NEENA_ORCHESTRATION_QUEUE),
             None,
         )
-        # Stay well inside this job's own time limit: inline steps share it.
-        if inline is None or budget <= 0 or time.monotonic() - started > settings.CELERY_TASK_SOFT_TIME_LIMIT / 2:
+        if inline is None or budget <= 0 or time.monotonic() - started > time_budget:
             send_steps(outcome.ready)
             return
         send_steps([step for step in outcome.ready if step is not inline])

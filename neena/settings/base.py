@@ -11,17 +11,32 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from environ.fileaware_mapping import FileAwareMapping
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = environ.FileAwareEnv()
+
+class SecretFileMapping(FileAwareMapping):
+    """``FOO_FILE`` support that drops the trailing newline secret files usually end with."""
+
+    def __getitem__(self, key: str) -> str:
+        value: str = super().__getitem__(key)
+        return value.rstrip("\r\n") if self.env.get(f"{key}_FILE") else value
+
+
+class SecretFileEnv(environ.Env):
+    ENVIRON = SecretFileMapping()
+
+
+env = SecretFileEnv()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
 # --- Core -------------------------------------------------------------------------------------------------------
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="development-only-secret-key-change-me-in-production-0123456789")
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# Off by default even in development: the API answers JSON errors, never Django's debug pages.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -102,6 +117,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Without collectstatic (development), serve the apps' static files straight from their folders.
+WHITENOISE_USE_FINDERS = env.bool("NEENA_SERVE_STATIC_FROM_APPS", default=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -165,7 +182,8 @@ OAUTH2_PROVIDER = {
 }
 # Personal API keys made by `create_api_key` are long-lived access tokens.
 NEENA_API_KEY_TTL = timedelta(days=env.int("NEENA_API_KEY_TTL_DAYS", default=3650))
-LOGIN_URL = "/admin/login/"
+# Where the OAuth2 authorization page sends people who are not logged in (any user, not only staff).
+LOGIN_URL = "/accounts/login/"
 
 # --- Celery and Redis -------------------------------------------------------------------------------------------
 
@@ -213,6 +231,37 @@ NEENA_ENCRYPTION_KEYS = env.list("NEENA_ENCRYPTION_KEYS", default=[development_e
 
 # Written as created_by_email / modified_by_email on catalogue rows, which no user owns.
 NEENA_SYSTEM_EMAIL = env.str("NEENA_SYSTEM_EMAIL", default="system@neena.local")
+
+# --- Integrations ---------------------------------------------------------------------------------------------
+
+# Each connector's API base URL (tests point them at fake services on 127.0.0.1). Zendesk and Jira live on a
+# per-account host: when their setting is empty the credential's config gives it (subdomain, site).
+NEENA_SLACK_BASE_URL = env.str("NEENA_SLACK_BASE_URL", default="https://slack.com/api")
+NEENA_TRELLO_BASE_URL = env.str("NEENA_TRELLO_BASE_URL", default="https://api.trello.com/1")
+NEENA_ZENDESK_BASE_URL = env.str("NEENA_ZENDESK_BASE_URL", default="")
+NEENA_GMAIL_BASE_URL = env.str("NEENA_GMAIL_BASE_URL", default="https://gmail.googleapis.com/gmail/v1")
+NEENA_GITHUB_BASE_URL = env.str("NEENA_GITHUB_BASE_URL", default="https://api.github.com")
+NEENA_JIRA_BASE_URL = env.str("NEENA_JIRA_BASE_URL", default="")
+NEENA_PERPLEXITY_BASE_URL = env.str("NEENA_PERPLEXITY_BASE_URL", default="https://api.perplexity.ai")
+# The generic HTTP task refuses private, loopback and link-local addresses unless the host is listed here.
+NEENA_HTTP_ALLOWLIST = env.list("NEENA_HTTP_ALLOWLIST", default=[])
+# Where OAuth2 providers send the user back with a code; the client then posts it to .../oauth2/code.
+NEENA_OAUTH2_REDIRECT_URI = env.str("NEENA_OAUTH2_REDIRECT_URI", default="http://127.0.0.1:8000/oauth2/callback")
+# How long an authorize URL's state stays valid.
+NEENA_OAUTH2_STATE_TTL_SECONDS = env.int("NEENA_OAUTH2_STATE_TTL_SECONDS", default=600)
+# OAuth2 client registration per integration; the provider URLs default to the connector's declaration.
+NEENA_OAUTH2_CLIENTS = {
+    short_name: {
+        "client_id": env.str(f"NEENA_{short_name.upper()}_CLIENT_ID", default=""),
+        "client_secret": env.str(f"NEENA_{short_name.upper()}_CLIENT_SECRET", default=""),
+        "authorize_url": env.str(f"NEENA_{short_name.upper()}_AUTHORIZE_URL", default=""),
+        "token_url": env.str(f"NEENA_{short_name.upper()}_TOKEN_URL", default=""),
+        "revoke_url": env.str(f"NEENA_{short_name.upper()}_REVOKE_URL", default=""),
+    }
+    for short_name in ("slack", "gmail", "github")
+}
+# Refresh an OAuth2 access token this long before it expires.
+NEENA_OAUTH2_REFRESH_MARGIN_SECONDS = env.int("NEENA_OAUTH2_REFRESH_MARGIN_SECONDS", default=120)
 
 # --- Planning and preparation ----------------------------------------------------------------------------------
 

@@ -111,3 +111,17 @@ def test_create_if_not_exists_validates_the_body(api):
     assert response.status_code == 422
     locations = {tuple(item["loc"]) for item in response.json()["detail"]}
     assert locations == {("body", "email"), ("body", "auth0_id")}
+
+
+def test_an_invalid_token_is_named_as_such(client, db):
+    response = client.get("/api/v1/users/", HTTP_AUTHORIZATION="Bearer nope")
+
+    assert response.json() == {"detail": "The token is invalid or has expired.", "code": "invalid_token"}
+
+
+def test_the_oauth2_login_page_admits_any_user(client, db):
+    response = client.get("/o/authorize/?client_id=x")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    assert client.get(response["Location"]).status_code == 200

@@ -57,3 +57,20 @@ def test_bad_pagination_is_422_at_query(api, query):
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][0] == "query"
+
+
+def test_allow_header_does_not_advertise_options(api):
+    response = api.patch("/api/v1/flow_requests/", {}, format="json")
+
+    assert "OPTIONS" not in response.headers["Allow"]
+    assert api.options("/api/v1/flow_requests/").status_code == 405
+
+
+def test_secret_files_lose_their_trailing_newline(tmp_path, monkeypatch):
+    from neena.settings.base import SecretFileEnv
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv("NEENA_TEST_SECRET_FILE", str(secret))
+
+    assert SecretFileEnv().str("NEENA_TEST_SECRET") == "s3cret"

@@ -186,3 +186,20 @@ def test_execute_validates_and_hides_foreign_objects(api, owner, outsider_api):
     assert missing.json()["detail"][0]["loc"] == ["query", "flow_request_id"]
     assert foreign.status_code == 404
     assert not FlowRun.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_broker_that_is_down_loses_nothing(api, owner, organization, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    from neena.celery import app
+
+    monkeypatch.undo()  # this test sends for real: through a broker that refuses
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: (_ for _ in ()).throw(OperationalError("down")))
+    flow = make_flow(owner, [step(0, "Format Text", template="x")], [])
+    flow_request = make_request(owner)
+
+    response = api.post(f"/api/v1/flows/execute?flow_id={flow.id}&flow_request_id={flow_request.id}")
+
+    assert response.status_code == 200
+    assert TaskRun.objects.get(flow_run_id=response.json()["id"]).enqueued_at is not None

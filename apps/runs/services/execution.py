@@ -194,8 +194,13 @@ def flow_run_advance(*, flow_run_id: UUID) -> list[ReadyStep]:
 # --- Executing one step ----------------------------------------------------------------------------------------------
 
 
-def _lease(definition: TaskDefinition) -> Any:
-    return timezone.now() + timedelta(seconds=_time_limit(definition) + settings.NEENA_STEP_LEASE_GRACE_SECONDS)
+def _lease(definition: TaskDefinition, *, preparing: bool = False) -> Any:
+    """How long the worker holds the step: its time limit and a grace, plus the model's budget while preparing
+    with the llm preparer (each phase renews the lease)."""
+    seconds = _time_limit(definition) + settings.NEENA_STEP_LEASE_GRACE_SECONDS
+    if preparing and settings.NEENA_PREPARER == "llm":
+        seconds += int(settings.NEENA_LLM_TIMEOUT_SECONDS * (settings.NEENA_LLM_MAX_RETRIES + 1))
+    return timezone.now() + timedelta(seconds=seconds)
 
 
 def _claim(task_run_id: UUID) -> TaskRun | None:
@@ -315,8 +320,12 @@ def task_run_execute(*, task_run_id: UUID) -> StepOutcome:
     if task_run.approved_at:
         values = {parameter["name"]: parameter["value"] for parameter in task_run.task_prep_answer["parameters"]}
     else:
+        _move(task_run, Status.PREPARING, lease_expires_at=_lease(definition, preparing=True))
         try:
             preparation = step_prepare_configured(_step_inputs(task_run))
+        except SoftTimeLimitExceeded:
+            message = f"Preparing the step took longer than its time limit of {_time_limit(definition)} seconds."
+            return StepOutcome(ready=_end_step(task_run, Status.PREPARING, status=Status.FAILED, error=message))
         except PreparationError as error:
             return StepOutcome(
                 ready=_end_step(
