@@ -46,8 +46,24 @@ class CredentialSerializer(serializers.ModelSerializer):
             "status_reason",
             "secret_fields",
             "config",
+            "expires_at",
             "created_date",
             "modified_date",
             "created_by_email",
             "modified_by_email",
         ]
+
+
+class AuthorizeUrlQuerySerializer(serializers.Serializer):
+    integration_short_name = serializers.CharField(min_length=1, max_length=50)
+    organization = serializers.UUIDField(required=False, help_text="Where the credential goes; default: personal.")
+
+
+class AuthorizeUrlSerializer(serializers.Serializer):
+    authorize_url = serializers.URLField(help_text="Send the user here; the provider comes back with a code.")
+
+
+class OAuth2CodeSerializer(serializers.Serializer):
+    integration_short_name = serializers.CharField(min_length=1, max_length=50)
+    code = serializers.CharField(min_length=1, max_length=4096)
+    state = serializers.CharField(min_length=1, max_length=4096)

@@ -3,15 +3,23 @@
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.query import IdQuerySerializer
+from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
-from apps.credentials import services
 from apps.credentials.models import IntegrationCredential
 from apps.credentials.selectors import credential_list_for_user
-from apps.credentials.serializers import CredentialInputSerializer, CredentialSerializer
+from apps.credentials.serializers import (
+    AuthorizeUrlQuerySerializer,
+    AuthorizeUrlSerializer,
+    CredentialInputSerializer,
+    CredentialSerializer,
+    OAuth2CodeSerializer,
+)
+from apps.credentials.services import credentials as services
+from apps.credentials.services import oauth2
 
 
 @extend_schema_view(
@@ -35,6 +43,37 @@ class IntegrationCredentialViewSet(mixins.ListModelMixin, QueryStringViewSet):
         serializer = CredentialInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         credential = services.credential_upsert(user=self.user, **serializer.validated_data)
+        return Response(CredentialSerializer(credential).data)
+
+    @extend_schema(
+        summary="Read the OAuth2 authorize URL",
+        description="The provider's authorize URL with client id, redirect URI, scopes, a signed expiring state and a "
+        "PKCE challenge. Send the user there; post the code the provider returns to oauth2/code.",
+        parameters=[AuthorizeUrlQuerySerializer],
+        responses=AuthorizeUrlSerializer,
+    )
+    @action(detail=False, methods=["get"], url_path="oauth2/authorize_url")
+    def oauth2_authorize_url(self, request: Request) -> Response:
+        query = parse_query(AuthorizeUrlQuerySerializer, request)
+        url = oauth2.oauth2_authorize_url(
+            user=self.user,
+            integration_short_name=query["integration_short_name"],
+            organization=query.get("organization"),
+        )
+        return Response(AuthorizeUrlSerializer({"authorize_url": url}).data)
+
+    @extend_schema(
+        summary="Send the OAuth2 code",
+        description="Checks the state (single use, the caller's, not expired), exchanges the code and stores the "
+        "tokens encrypted as the caller's credential for the integration.",
+        request=OAuth2CodeSerializer,
+        responses=CredentialSerializer,
+    )
+    @action(detail=False, methods=["post"], url_path="oauth2/code")
+    def oauth2_code(self, request: Request) -> Response:
+        serializer = OAuth2CodeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        credential = oauth2.oauth2_code_exchange(user=self.user, **serializer.validated_data)
         return Response(CredentialSerializer(credential).data)
 
     def destroy(self, request: Request) -> Response:

@@ -30,6 +30,15 @@ class TransientTaskError(TaskError):
 
 
 @dataclass(frozen=True)
+class CredentialAccess:
+    """The decrypted secrets (API key, tokens) and settings (subdomain, account email) a connector calls with."""
+
+    credential_id: UUID
+    secrets: dict[str, Any]
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class TaskContext:
     """What an implementation may know about the step it runs.
 
@@ -43,6 +52,14 @@ class TaskContext:
     task_run_id: UUID
     idempotency_key: str
     integration_entity: tuple[str, str] | None
+    credential: CredentialAccess | None = None
+    time_limit_seconds: float = 60.0
+
+    def require_credential(self) -> CredentialAccess:
+        """The credential, for connectors whose service needs one (the engine resolves it before the call)."""
+        if self.credential is None:
+            raise TaskError("This task needs a credential and none was given.")
+        return self.credential
 
 
 TaskImplementation = Callable[..., dict[str, Any]]

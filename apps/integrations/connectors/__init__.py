@@ -1,15 +1,22 @@
-"""The connector registry: every integration Neena knows, one module each.
+"""The connector registry: every module in this package (but ``base``) declares one integration.
 
-Adding an integration is adding a module here and naming it in ``CONNECTOR_MODULES``; ``sync_catalog`` does the rest.
+Adding an integration is adding a module here with its ``CONNECTOR = ConnectorSpec(...)`` and its task functions;
+``sync_catalog`` (also run after migrate) writes it to the catalogue. ``core`` comes first, the rest by name.
 """
 
+import pkgutil
 from importlib import import_module
 
 from apps.integrations.connectors.base import ConnectorSpec
 
-CONNECTOR_MODULES = ("core", "slack", "trello", "zendesk", "gmail", "github", "webhook")
+NOT_CONNECTORS = {"base"}
+
+
+def connector_module_names() -> list[str]:
+    names = sorted(module.name for module in pkgutil.iter_modules(__path__) if module.name not in NOT_CONNECTORS)
+    return sorted(names, key=lambda name: name != "core")
 
 
 def connector_specs() -> list[ConnectorSpec]:
-    """Every declared connector, in registry order."""
-    return [import_module(f"{__name__}.{module}").CONNECTOR for module in CONNECTOR_MODULES]
+    """Every declared connector: ``core`` first, then by module name."""
+    return [import_module(f"{__name__}.{name}").CONNECTOR for name in connector_module_names()]

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Organization, User
 from apps.core.exceptions import InputValidationError
+from apps.credentials.services.access import credential_for_step
 from apps.flows.dag import topological_order
 from apps.flows.models import Flow, FlowRequest
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError, task_call
@@ -345,6 +346,14 @@ def task_run_execute(*, task_run_id: UUID) -> StepOutcome:
 
     if not _move(task_run, Status.PREPARING, status=Status.IN_PROGRESS, lease_expires_at=_lease(definition)):
         return StepOutcome()
+    try:
+        credential = credential_for_step(
+            organization_id=flow_run.organization_id,
+            integration=definition.integration,
+            triggered_by=flow_run.triggered_by,
+        )
+    except TaskError as error:
+        return StepOutcome(ready=_end_step(task_run, Status.IN_PROGRESS, status=Status.FAILED, error=str(error)))
     context = TaskContext(
         organization_id=flow_run.organization_id,
         flow_run_id=flow_run.id,
@@ -352,6 +361,8 @@ def task_run_execute(*, task_run_id: UUID) -> StepOutcome:
         task_run_id=task_run.id,
         idempotency_key=f"{task_run.id}:{task_run.attempt}",
         integration_entity=integration_entity(flow_run.flow_request),
+        credential=credential,
+        time_limit_seconds=_time_limit(definition),
     )
     try:
         result = task_call(definition, context, values)

@@ -8,8 +8,9 @@ from django.db import transaction
 from apps.accounts.models import User
 from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import InputValidationError
-from apps.credentials.encryption import encrypt_json
-from apps.credentials.models import IntegrationCredential
+from apps.credentials.encryption import encrypt_json, reencrypt
+from apps.credentials.models import IntegrationCredential, OAuth2Authorization
+from apps.credentials.services.oauth2 import credential_revoke
 from apps.integrations.models import Integration
 from apps.integrations.selectors import integration_list
 
@@ -36,7 +37,8 @@ def _integration_resolve(*, integration_id: UUID | None, integration_short_name:
         message = (
             f"{integration.name} needs no credential."
             if integration.auth_type == Integration.AuthType.NONE
-            else f"{integration.name} connects through OAuth2: use the oauth2/authorize_url endpoint."
+            else f"{integration.name} connects through OAuth2: "
+            "use GET /api/v1/integration_credentials/oauth2/authorize_url."
         )
         raise InputValidationError.single(loc, message, "unsupported_auth_type")
     return integration
@@ -78,6 +80,23 @@ def credential_upsert(
     return credential
 
 
-@transaction.atomic
 def credential_delete(*, credential: IntegrationCredential) -> None:
+    """Revokes the token at the provider where it offers that, then deletes the credential."""
+    credential_revoke(credential=credential)
     credential.delete()
+
+
+@transaction.atomic
+def credentials_reencrypt() -> int:
+    """Re-encrypts every stored secret (and pending PKCE verifier) with the newest key, after a key was added
+    first to NEENA_ENCRYPTION_KEYS; the old keys can then be removed. Returns how many secrets were rewritten."""
+    count = 0
+    for credential in IntegrationCredential.objects.select_for_update().only("id", "secret_ciphertext"):
+        credential.secret_ciphertext = reencrypt(credential.secret_ciphertext)
+        credential.save(update_fields=["secret_ciphertext"])
+        count += 1
+    for authorization in OAuth2Authorization.objects.select_for_update().only("id", "code_verifier_ciphertext"):
+        authorization.code_verifier_ciphertext = reencrypt(authorization.code_verifier_ciphertext)
+        authorization.save(update_fields=["code_verifier_ciphertext"])
+        count += 1
+    return count
