@@ -263,6 +263,17 @@ NEENA_OAUTH2_CLIENTS = {
 # Refresh an OAuth2 access token this long before it expires.
 NEENA_OAUTH2_REFRESH_MARGIN_SECONDS = env.int("NEENA_OAUTH2_REFRESH_MARGIN_SECONDS", default=120)
 
+# --- Webhooks ---------------------------------------------------------------------------------------------------
+
+# The address integrations reach this deployment at; inbound webhook URLs are built from it.
+NEENA_PUBLIC_BASE_URL = env.str("NEENA_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
+# Inbound webhook bodies larger than this answer 413.
+NEENA_WEBHOOK_MAX_BODY_BYTES = env.int("NEENA_WEBHOOK_MAX_BODY_BYTES", default=262_144)
+# An operation whose trigger runs fail this many times in a row is set to failed (updating it reactivates it).
+NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES = env.int("NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES", default=5)
+# Slack's replay window for signed requests.
+NEENA_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS = env.int("NEENA_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS", default=300)
+
 # --- Planning and preparation ----------------------------------------------------------------------------------
 
 # "rules" (offline, deterministic) or "llm" (an OpenAI-compatible model, falling back to rules when unreachable).
