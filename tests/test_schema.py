@@ -39,6 +39,8 @@ DOCUMENTED = {
     "/api/v1/flow_runs/preview": {"get"},
     "/api/v1/integration_credentials/": {"post", "delete"},
     "/api/v1/integration_credentials/all": {"get"},
+    "/api/v1/integration_credentials/oauth2/authorize_url": {"get"},
+    "/api/v1/integration_credentials/oauth2/code": {"post"},
     "/api/v1/webhook_trigger_definitions/": {"get"},
     "/api/v1/webhook_trigger_definitions/all": {"get"},
     "/api/v1/webhook_trigger_operations/": {"get", "post", "delete"},
