@@ -103,3 +103,25 @@ def test_set_flow_result_records_a_result_for_the_runs_entity(organization):
 
     result = FlowResult.objects.get()
     assert (result.integration_short_name, result.integration_entity_id, result.body) == ("zendesk", "991", "Replied.")
+
+
+def test_with_a_model_configured_classify_and_summarize_use_it_and_fall_back_without():
+    from django.test import override_settings
+
+    from tests.fakes.openai_server import FakeOpenAI
+
+    model = FakeOpenAI()
+    try:
+        with override_settings(NEENA_LLM_BASE_URL=model.base_url, NEENA_LLM_MODEL="m", NEENA_LLM_MAX_RETRIES=0):
+            model.answer({"label": "question"})
+            model.answer({"label": "not one of them"})
+            model.answer({"summary": "Short."})
+            model.answer("", status=503)
+            labels = ["bug", "question"]
+            assert core.classify_text(_context(), text="How do I?", labels=labels, keywords={}) == {"label": "question"}
+            assert core.classify_text(_context(), text="A bug.", labels=labels, keywords={}) == {"label": "bug"}
+            assert core.summarize_text(_context(), text="Long. Text.", max_sentences=1) == {"summary": "Short."}
+            assert core.summarize_text(_context(), text="Long. Text.", max_sentences=1) == {"summary": "Long."}
+        assert len(model.requests) == 4
+    finally:
+        model.stop()

@@ -6,6 +6,8 @@ from typing import Any
 
 from apps.integrations.connectors.base import AuthType, ConnectorSpec, DataType, Param, TaskSpec
 from apps.integrations.execution import TaskContext, TaskError
+from apps.integrations.llm import ModelAnswerError, ModelUnavailableError, chat_json
+from apps.integrations.llm import configured as llm_configured
 from apps.integrations.models import Notification
 from apps.integrations.text_analysis import classify, summarize
 from apps.runs.services.results import flow_result_record
@@ -119,17 +121,45 @@ def extract_field(context: TaskContext, *, data: Any, path: str) -> dict[str, An
     return {"value": value}
 
 
+def _ask_model(instruction: str, text: str) -> dict[str, Any] | None:
+    """The configured model's JSON answer, or None when no model is configured or it cannot help (then the
+    model-free method answers instead)."""
+    if not llm_configured():
+        return None
+    try:
+        answer, _ = chat_json([{"role": "system", "content": instruction}, {"role": "user", "content": text}])
+    except (ModelUnavailableError, ModelAnswerError):
+        return None
+    return answer
+
+
 def classify_text(context: TaskContext, *, text: str, labels: list[Any], keywords: dict[str, Any]) -> dict[str, Any]:
+    """The model's label when a model is configured (and its answer is one of the labels), else keyword scoring."""
     label_names = [str(label) for label in labels]
     if not label_names:
         raise TaskError("Classify Text needs at least one label.")
+    answer = _ask_model(
+        f"Classify the user's text as exactly one of these labels: {json.dumps(label_names)}. "
+        'Answer with a JSON object {"label": "<one of the labels>"}.',
+        text,
+    )
+    if answer and answer.get("label") in label_names:
+        return {"label": answer["label"]}
     keyword_lists = {str(label): value if isinstance(value, list) else [value] for label, value in keywords.items()}
     return {"label": classify(text, label_names, keyword_lists)}
 
 
 def summarize_text(context: TaskContext, *, text: str, max_sentences: int) -> dict[str, Any]:
+    """The model's summary when a model is configured, else an extractive one."""
     if max_sentences < 1:
         raise TaskError("Summarize Text needs max_sentences of at least 1.")
+    answer = _ask_model(
+        f"Summarise the user's text in at most {max_sentences} sentences. "
+        'Answer with a JSON object {"summary": "<the summary>"}.',
+        text,
+    )
+    if answer and isinstance(answer.get("summary"), str) and answer["summary"].strip():
+        return {"summary": answer["summary"].strip()}
     return {"summary": summarize(text, max_sentences)}
 
 
