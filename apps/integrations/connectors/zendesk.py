@@ -1,4 +1,23 @@
-"""The ``zendesk`` integration: read, reply to, annotate and update support tickets; react to new tickets."""
+"""The ``zendesk`` integration: read, reply to, annotate and update support tickets; react to new tickets.
+
+Credential (API key auth): ``secrets["api_key"]`` is an agent's Zendesk API token, ``config["email"]`` that agent's
+email address and ``config["subdomain"]`` the account's subdomain (``acme`` for acme.zendesk.com). Calls go to
+``https://{subdomain}.zendesk.com/api/v2`` (or NEENA_ZENDESK_BASE_URL when set, as in tests) with Basic
+authentication ``{email}/token:{api_token}``.
+
+Zendesk honours an ``Idempotency-Key`` only when creating tickets, which this connector does not do; ticket updates
+(comments, status, tags) accept none, so ``context.idempotency_key`` is not sent. A comment is therefore a side effect
+retried sparingly (``COMMENT_RETRY``): a retry after a lost answer may add it twice. 429 (with its Retry-After) and
+5xx answers are retried; other refusals fail the step with Zendesk's message.
+
+Update Zendesk Ticket's ``tags`` replace the ticket's whole tag list, as Zendesk's ``tags`` field does.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from apps.integrations.connectors.base import (
     AuthType,
@@ -11,6 +30,8 @@ from apps.integrations.connectors.base import (
     TaskSpec,
     TriggerSpec,
 )
+from apps.integrations.execution import TaskContext, TaskError
+from apps.integrations.http import base_url, request
 
 # Adding a comment takes no idempotency key: a retry after a lost response may comment twice, so it retries sparingly.
 # Reads, and setting a ticket's status and tags, are idempotent and safe to repeat.
@@ -141,3 +162,128 @@ CONNECTOR = ConnectorSpec(
         ),
     ),
 )
+
+
+# --- Implementations ---------------------------------------------------------------------------------------------
+
+SERVICE = "Zendesk"
+STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+SUBDOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+@dataclass(frozen=True)
+class ZendeskAccount:
+    """Where and as whom to call: the API's base URL and the Basic credentials of the agent's API token."""
+
+    base_url: str
+    auth: tuple[str, str]
+
+    def ticket_url(self, ticket_id: int) -> str:
+        if ticket_id < 1:
+            raise TaskError(f"{ticket_id} is not a Zendesk ticket ID: IDs are positive numbers.")
+        return f"{self.base_url}/tickets/{ticket_id}.json"
+
+
+def _account(context: TaskContext) -> ZendeskAccount:
+    """The account from the step's credential: API token, agent email and subdomain (the base URL setting, when set,
+    takes the subdomain's place)."""
+    credential = context.require_credential()
+    api_token = str(credential.secrets.get("api_key") or "")
+    email = str(credential.config.get("email") or "").strip()
+    if not api_token:
+        raise TaskError("The Zendesk credential has no API token: store it as its api_key.")
+    if not email:
+        raise TaskError(
+            "The Zendesk credential's config has no 'email': give the agent email the API token belongs to."
+        )
+    subdomain = str(credential.config.get("subdomain") or "").strip().lower().removesuffix(".zendesk.com")
+    if subdomain and not SUBDOMAIN.match(subdomain):
+        raise TaskError(f"The Zendesk credential's subdomain {subdomain!r} is not a Zendesk subdomain, e.g. 'acme'.")
+    fallback = f"https://{subdomain}.zendesk.com/api/v2" if subdomain else ""
+    return ZendeskAccount(base_url("NEENA_ZENDESK_BASE_URL", fallback), (f"{email}/token", api_token))
+
+
+def _payload(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object, with the ``ticket`` every ticket endpoint returns."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict) or not isinstance(payload.get("ticket"), dict):
+        raise TaskError(f"Zendesk answered {response.status_code} without a ticket: {response.text[:200]}")
+    return payload
+
+
+def _update(context: TaskContext, ticket_id: int, changes: dict[str, Any]) -> dict[str, Any]:
+    """PUT /tickets/{id}.json: the answer holds the updated ticket and the audit recording the change."""
+    account = _account(context)
+    response = request(SERVICE, "PUT", account.ticket_url(ticket_id), json={"ticket": changes}, auth=account.auth)
+    return _payload(response)
+
+
+def _comment(context: TaskContext, ticket_id: int, body: str, *, public: bool) -> dict[str, Any]:
+    if not body.strip():
+        raise TaskError("A Zendesk comment needs a non-empty body.")
+    payload = _update(context, ticket_id, {"comment": {"body": body, "public": public}})
+    audit = payload.get("audit")
+    return {
+        "ticket_id": payload["ticket"].get("id", ticket_id),
+        "audit_id": audit.get("id") if isinstance(audit, dict) else None,
+    }
+
+
+def get_ticket(context: TaskContext, *, ticket_id: int) -> dict[str, Any]:
+    """GET /tickets/{id}.json?include=users: the ticket, with its requester sideloaded for the email address.
+
+    ``requester_email`` is empty when the requester has none (a caller known only by phone, say).
+    """
+    account = _account(context)
+    response = request(SERVICE, "GET", account.ticket_url(ticket_id), params={"include": "users"}, auth=account.auth)
+    payload = _payload(response)
+    ticket = payload["ticket"]
+    users = {user.get("id"): user for user in payload.get("users") or [] if isinstance(user, dict)}
+    requester = users.get(ticket.get("requester_id")) or {}
+    return {
+        "ticket_id": ticket.get("id", ticket_id),
+        "subject": ticket.get("subject") or "",
+        "description": ticket.get("description") or "",
+        "status": ticket.get("status") or "",
+        "requester_email": requester.get("email") or "",
+        "tags": list(ticket.get("tags") or []),
+    }
+
+
+def add_public_reply(context: TaskContext, *, ticket_id: int, body: str) -> dict[str, Any]:
+    """Adds a public comment, which Zendesk sends to the requester (a new ticket becomes open)."""
+    return _comment(context, ticket_id, body, public=True)
+
+
+def add_internal_note(context: TaskContext, *, ticket_id: int, body: str) -> dict[str, Any]:
+    """Adds a private comment, visible to agents only."""
+    return _comment(context, ticket_id, body, public=False)
+
+
+def update_ticket(
+    context: TaskContext, *, ticket_id: int, status: str | None = None, tags: list[Any] | None = None
+) -> dict[str, Any]:
+    """Sets the status and/or the tags; an empty status or tag list leaves that field as it is.
+
+    ``tags`` replaces the ticket's whole tag list (Zendesk's ``tags`` field): tags not given are removed.
+    """
+    changes: dict[str, Any] = {}
+    new_status = (status or "").strip().lower()
+    if new_status:
+        if new_status not in STATUSES:
+            raise TaskError(f"'{status}' is not a Zendesk ticket status: use one of {', '.join(STATUSES)}.")
+        changes["status"] = new_status
+    new_tags = [str(tag).strip() for tag in tags or [] if str(tag).strip()]
+    if new_tags:
+        changes["tags"] = new_tags
+    if not changes:
+        raise TaskError("Update Zendesk Ticket needs a status or tags to set.")
+    ticket = _update(context, ticket_id, changes)["ticket"]
+    return {
+        "ticket_id": ticket.get("id", ticket_id),
+        "status": ticket.get("status") or "",
+        "tags": list(ticket.get("tags") or []),
+    }
