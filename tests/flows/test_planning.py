@@ -206,3 +206,40 @@ def test_llm_planner_falls_back_when_nothing_listens(api, owner):
         body = _generate(api, owner).json()
 
     assert body["planner"] == "rules"
+
+
+@pytest.mark.parametrize(
+    ("request_text", "task", "parameters"),
+    [
+        (
+            'Ask Perplexity "what is the capital of Peru".',
+            "Ask Perplexity",
+            {"question": "what is the capital of Peru"},
+        ),
+        (
+            'Create a Jira issue in project OPS titled "Disk full".',
+            "Create Jira Issue",
+            {"project_key": "OPS", "summary": "Disk full"},
+        ),
+        (
+            "Transition Jira issue OPS-12 to Done.",
+            "Transition Jira Issue",
+            {"issue_key": "OPS-12", "transition": "Done"},
+        ),
+        ("Mark ticket 91 as solved.", "Update Zendesk Ticket", {"ticket_id": 91, "status": "solved"}),
+        ("Fetch https://example.com/status.", "HTTP GET Request", {"url": "https://example.com/status"}),
+        (
+            'Send an email to bob@example.com with subject "Hi" saying "Welcome".',
+            "Send Gmail Message",
+            {"to": "bob@example.com", "subject": "Hi", "body": "Welcome"},
+        ),
+    ],
+)
+def test_hints_become_bindings_for_every_integration(request_text, task, parameters):
+    from apps.flows.planning.rules import plan
+
+    draft = plan(
+        instructions=request_text, name="", metadata_keys=set(), catalogue=Catalogue.from_specs(connector_specs())
+    )
+
+    assert [(step.entry.task_name, step.parameters) for step in draft.steps] == [(task, parameters)]

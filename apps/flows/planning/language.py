@@ -67,6 +67,10 @@ ACTION_GROUPS: dict[str, tuple[str, ...]] = {
     "format": ("format", "compose", "write", "draft", "prepare", "fill", "template", "greet"),
     "extract": ("extract", "pick", "pull out", "take", "field", "parse"),
     "record": ("record", "save", "store", "keep", "result", "output", "remember", "return"),
+    "ask": ("ask", "question", "research", "look into", "find out", "inquire"),
+    "generate": ("generate", "write", "draft", "compose", "create text"),
+    "request": ("request", "call", "fetch", "hit", "invoke", "webhook", "get"),
+    "transition": ("transition", "move", "close", "resolve", "done", "progress"),
 }
 # Groups a task name's own words fall into (task names use one canonical verb each).
 TASK_VERB_GROUPS = {
@@ -93,6 +97,13 @@ TASK_VERB_GROUPS = {
     "summarize": ("summarize",),
     "set": ("record",),
     "result": ("record",),
+    "ask": ("ask",),
+    "generate": ("generate",),
+    "draft": ("generate", "format"),
+    "http": ("request",),
+    "request": ("request",),
+    "transition": ("transition",),
+    "email": ("send",),
 }
 
 _STEMMED_GROUPS = {group: {stem(term) for term in terms if " " not in term} for group, terms in ACTION_GROUPS.items()}
@@ -126,6 +137,11 @@ NUMBERED_ENTITY = re.compile(
     re.IGNORECASE,
 )
 HASH_NUMBER = re.compile(r"(?<![\w&])#(\d+)\b")
+ISSUE_KEY = re.compile(r"\b([A-Z][A-Z0-9]+-\d+)\b")
+PROJECT_KEY = re.compile(r"\bproject\s+([A-Z][A-Z0-9]+)\b")
+TARGET_STATUS = re.compile(
+    r"\b(?:to|as)\s+\"?((?:in progress|to do|done|closed|resolved|in review|solved|open|pending|on hold|hold|new|[A-Z][\w]*(?: [A-Z][\w]*)*))\"?\s*\.?$"
+)
 COUNT = re.compile(r"\b(\d+)\s+(sentences?|lines?|results?|messages?|items?|channels?|boards?)\b", re.IGNORECASE)
 
 
@@ -136,9 +152,9 @@ KEYED_QUOTE = re.compile(
     re.IGNORECASE,
 )
 KEY_PARAMETERS = {
-    "titled": ("title", "name"),
-    "called": ("title", "name"),
-    "named": ("name", "title"),
+    "titled": ("title", "name", "summary"),
+    "called": ("title", "name", "summary"),
+    "named": ("name", "title", "summary"),
     "subject": ("subject",),
     "saying": ("body", "message", "text", "comment"),
     "says": ("body", "message", "text", "comment"),
@@ -165,6 +181,9 @@ class Hints:
     repositories: list[str] = field(default_factory=list)
     ids: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    issue_keys: list[str] = field(default_factory=list)
+    project_keys: list[str] = field(default_factory=list)
+    target_status: str = ""
 
     def search_terms(self) -> list[str]:
         """Words the hints stand for, so 'to #support' also searches for channel-posting tasks."""
@@ -197,6 +216,10 @@ def hints_in(text: str) -> Hints:
         hints.ids.setdefault(kind.lower().replace("pull request", "pr"), identifier)
     for number in HASH_NUMBER.findall(without_emails):
         hints.ids.setdefault("number", number)
+    hints.issue_keys = ISSUE_KEY.findall(without_emails)
+    hints.project_keys = PROJECT_KEY.findall(without_emails)
+    status = TARGET_STATUS.search(text.strip())
+    hints.target_status = status.group(1) if status else ""
     for count, unit in COUNT.findall(text):
         hints.counts[stem(unit.lower())] = int(count)
     return hints

@@ -29,19 +29,22 @@ INTEGRATION_WORDS = {
     "slack": ("slack", "channel", "thread", "workspace"),
     "github": ("github", "issue", "repo", "repository", "pull request", "pr"),
     "trello": ("trello", "card", "board"),
+    "jira": ("jira", "atlassian"),
+    "llm": ("llm", "ai", "model", "gpt", "chatgpt", "language model"),
+    "perplexity": ("perplexity", "web search", "research"),
+    "http": ("http", "https", "url", "endpoint", "api", "webhook"),
+    "smtp": ("smtp",),
 }
 DRAFTING = re.compile(r"\b(?:draft|prepare|compose)\b", re.IGNORECASE)
 QUOTED_TEXT = re.compile(r"\"[^\"]*\"|“[^”]*”")
-UNKEYED_CONTENT = ("message", "text", "body", "comment", "template", "query", "path", "desc")
-KEYED_CONTENT = ("title", "name", "subject")
+UNKEYED_CONTENT = ("message", "text", "body", "comment", "template", "query", "path", "desc", "question", "prompt")
+KEYED_CONTENT = ("title", "name", "subject", "summary")
 CONTENT_PARAMETERS = UNKEYED_CONTENT + KEYED_CONTENT
 LABEL_LIST = re.compile(
     r"\b(?:as|into|between|among|labels?)\s+((?:[\w-]+\s*,\s*)*[\w-]+\s*,?\s+(?:or|and)\s+[\w-]+)", re.IGNORECASE
 )
 # "tag it as urgent", "label issue 4 with bug and ui": the labels come after as/with.
-TAGGING = re.compile(
-    r"\b(?:tag|label|mark)\w*\b.*?\b(?:as|with)\s+([\w-]+(?:\s*(?:,|\band\b)\s*[\w-]+)*)", re.IGNORECASE
-)
+TAGGING = re.compile(r"\b(?:tag|label)\w*\b.*?\b(?:as|with)\s+([\w-]+(?:\s*(?:,|\band\b)\s*[\w-]+)*)", re.IGNORECASE)
 
 
 class PlanningError(Exception):
@@ -171,7 +174,9 @@ def _from_hints(
     name, data_type = parameter["name"].lower(), parameter["data_type"]
     if name in hints.keyed:
         return hints.keyed[name]
-    if data_type == "email" or name in {"recipient", "to", "email", "cc"}:
+    if name == "cc":
+        return None  # a copy is only ever asked for by name; the first address is the recipient
+    if data_type == "email" or name in {"recipient", "to", "email"}:
         if hints.emails:
             return hints.emails[0]
         if name == "recipient" and hints.channels:
@@ -180,6 +185,12 @@ def _from_hints(
         return hints.channels[0]
     if name in {"repo", "repository"} and hints.repositories:
         return hints.repositories[0]
+    if name == "issue_key" and hints.issue_keys:
+        return hints.issue_keys[0]
+    if name == "project_key" and hints.project_keys:
+        return hints.project_keys[0]
+    if name in {"transition", "status"} and hints.target_status:
+        return hints.target_status
     if data_type == "url" or name.endswith("url"):
         return hints.urls[0] if hints.urls else None
     if name.endswith("_id") or name in {"issue_number", "number"}:
