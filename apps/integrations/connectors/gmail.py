@@ -1,4 +1,30 @@
-"""The ``gmail`` integration: send, read, reply to and search mail; react to received messages."""
+"""The ``gmail`` integration: send, read, reply to and search mail; react to received messages.
+
+Calls the Gmail REST API v1 (``NEENA_GMAIL_BASE_URL``, https://gmail.googleapis.com/gmail/v1) as the connected
+account (``users/me``). Credential: OAuth2; ``secrets["access_token"]`` goes in ``Authorization: Bearer``; the engine
+refreshes it before it expires.
+
+Idempotency: ``users.messages.send`` accepts no idempotency key, so a retry after a lost response may send twice.
+Each sent message carries a Message-ID derived from ``context.idempotency_key`` (``<neena.<step id>.<attempt>@...>``),
+so every attempt of one step is recognisable as such in the recipients' mailboxes and in Sent.
+
+Errors: 429, 5xx and Google's rate-limit 403s (``rateLimitExceeded``, ``userRateLimitExceeded``) are retried; other
+4xx fail the step with Google's message.
+"""
+
+import base64
+import html
+import re
+from email.errors import MessageError
+from email.header import decode_header, make_header
+from email.message import EmailMessage, Message
+from email.policy import SMTP
+from email.utils import formataddr, getaddresses, parseaddr
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from django.conf import settings
 
 from apps.integrations.connectors.base import (
     AuthType,
@@ -12,6 +38,8 @@ from apps.integrations.connectors.base import (
     TaskSpec,
     TriggerSpec,
 )
+from apps.integrations.execution import TaskContext, TaskError, TransientTaskError
+from apps.integrations.http import DEFAULT_TIMEOUT_SECONDS, base_url, retry_after_seconds
 
 # users.messages.send takes no idempotency key: a retry after a lost response may send twice, so sends retry sparingly.
 SEND_RETRY = RetryPolicy(max_retries=2, backoff_seconds=2.0, time_limit_seconds=30)
@@ -126,3 +154,310 @@ CONNECTOR = ConnectorSpec(
         ),
     ),
 )
+
+
+# --- Implementations ---------------------------------------------------------------------------------------------
+
+DEFAULT_BASE_URL = "https://gmail.googleapis.com/gmail/v1"
+# Each search result costs one more request (users.messages.list gives ids only), so a search reads at most this many.
+MAX_SEARCH_RESULTS = 100
+# Google's reasons for a 403 that means "slow down", not "forbidden": retried like a 429.
+RATE_LIMIT_REASONS = {"rateLimitExceeded", "userRateLimitExceeded"}
+# The same transport failures the shared helper (apps.integrations.http.request) retries.
+TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+GMAIL_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+REPLY_PREFIX = re.compile(r"^\s*re\s*:", re.IGNORECASE)
+
+
+def _google_error(response: httpx.Response) -> tuple[str, set[str]]:
+    """Google's message and reasons, from ``{"error": {"message": ..., "errors": [{"reason": ...}]}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase, set()
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):  # OAuth-style answers: {"error": "invalid_token", "error_description": ...}
+        return str(body.get("error_description") or error), set()
+    if not isinstance(error, dict):
+        return str(body)[:300], set()
+    reasons = {str(item.get("reason")) for item in error.get("errors") or [] if isinstance(item, dict)}
+    return str(error.get("message") or error.get("status") or response.reason_phrase), reasons
+
+
+def _call(context: TaskContext, method: str, path: str, *, params: Any = None, json: Any = None) -> dict[str, Any]:
+    """One call to ``users/me/<path>`` as the connected account; returns the JSON answer.
+
+    The shared helper's mapping, plus Google's rate-limit 403s as retries, with Google's own message rather than its
+    whole error object: 429, those 403s and 5xx are retried (after any Retry-After), other 4xx fail the step.
+    """
+    token = context.require_credential().secrets.get("access_token")
+    if not token:
+        raise TaskError("The Gmail credential has no access token: reconnect Gmail.")
+    url = f"{base_url('NEENA_GMAIL_BASE_URL', DEFAULT_BASE_URL)}/users/me/{path}"
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    try:
+        response = httpx.request(
+            method, url, params=params, json=json, headers=headers, timeout=DEFAULT_TIMEOUT_SECONDS
+        )
+    except TRANSPORT_ERRORS as error:
+        raise TransientTaskError(f"Gmail could not be reached: {type(error).__name__}: {error}") from error
+    status = response.status_code
+    if status >= 400:
+        message, reasons = _google_error(response)
+        retry_after = retry_after_seconds(response)
+        if status == 429 or (status == 403 and reasons & RATE_LIMIT_REASONS):
+            raise TransientTaskError(f"Gmail is rate limiting ({status}): {message}", retry_after=retry_after)
+        if status >= 500:
+            raise TransientTaskError(f"Gmail answered {status}: {message}", retry_after=retry_after)
+        raise TaskError(f"Gmail refused the request ({status}): {message}")
+    try:
+        answer = response.json()
+    except ValueError as error:
+        raise TaskError(f"Gmail answered {status} with something other than JSON.") from error
+    if not isinstance(answer, dict):
+        raise TaskError(f"Gmail answered {status} with {type(answer).__name__}, not an object.")
+    return answer
+
+
+def _gmail_id(value: str, what: str = "message") -> str:
+    """A Gmail id, checked before it goes into a URL path."""
+    value = str(value).strip()
+    if not GMAIL_ID.match(value):
+        raise TaskError(f"'{value}' is not a Gmail {what} ID.")
+    return value
+
+
+def _required(answer: dict[str, Any], key: str) -> str:
+    value = answer.get(key)
+    if not value:
+        raise TaskError(f"Gmail's answer has no '{key}'.")
+    return str(value)
+
+
+def _message_id_header(idempotency_key: str) -> str:
+    """``<neena.<key>@<Neena's mail domain>>``: the same for every delivery of one attempt, and sharing the step id
+    across attempts, so a duplicate send is recognisable."""
+    local = re.sub(r"[^A-Za-z0-9-]+", ".", idempotency_key).strip(".") or "message"
+    domain = settings.NEENA_SYSTEM_EMAIL.rpartition("@")[2] or "neena.local"
+    return f"<neena.{local}@{domain}>"
+
+
+def _addresses(value: str, what: str) -> str:
+    """The addresses in a To/Cc value, each checked and formatted for the header (an international domain in its
+    ASCII form); TaskError naming any bad one. A non-ASCII local part is refused: the message is sent without
+    SMTPUTF8."""
+    formatted, invalid = [], []
+    for name, address in getaddresses([value]):
+        if not name and not address:
+            continue
+        local, at, domain = address.rpartition("@")
+        try:
+            local.encode("ascii")
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            local = ""
+        if not (at and local and domain):
+            invalid.append(name or address)
+            continue
+        formatted.append(formataddr((name, f"{local}@{domain}")))
+    if invalid:
+        raise TaskError(f"Not an email address in {what}: {', '.join(invalid)}.")
+    return ", ".join(formatted)
+
+
+def _raw_message(
+    *, to: str, subject: str, body: str, cc: str = "", message_id: str, replying_to: str = "", references: str = ""
+) -> str:
+    """The RFC 2822 message (plain text, UTF-8) as base64url, the form users.messages.send takes in ``raw``."""
+    recipients = _addresses(to, "To")
+    if not recipients:
+        raise TaskError("The message needs a recipient (To).")
+    message = EmailMessage(policy=SMTP)
+    try:
+        message["To"] = recipients
+        copies = _addresses(cc, "Cc")
+        if copies:
+            message["Cc"] = copies
+        message["Subject"] = subject
+        message["Message-ID"] = message_id
+        if replying_to:
+            message["In-Reply-To"] = replying_to
+            message["References"] = references or replying_to
+        message.set_content(body)
+        data = message.as_bytes()
+    except (ValueError, MessageError) as error:  # e.g. a line break inside a header value
+        raise TaskError(f"The message cannot be built: {error}") from error
+    return base64.urlsafe_b64encode(data).decode("ascii")
+
+
+def _headers(part: dict[str, Any]) -> dict[str, str]:
+    """A message part's header values by lower-cased name (the first of a repeated header)."""
+    found: dict[str, str] = {}
+    for header in part.get("headers") or []:
+        found.setdefault(str(header.get("name", "")).lower(), str(header.get("value", "")))
+    return found
+
+
+def _decoded(value: str) -> str:
+    """A header value with any RFC 2047 encoded words decoded (``=?utf-8?q?Caf=C3=A9?=`` -> ``Café``)."""
+    try:
+        return str(make_header(decode_header(value)))
+    except (LookupError, UnicodeDecodeError, ValueError, MessageError):
+        return value
+
+
+def _sender(headers: dict[str, str]) -> str:
+    """The bare address of the From header (the display name and any encoding dropped)."""
+    return parseaddr(headers.get("from", ""))[1]
+
+
+def _inline_part(part: dict[str, Any], mime_type: str) -> dict[str, Any] | None:
+    """Depth first, the first part of that type carrying its data inline and not an attachment (no filename)."""
+    if (
+        str(part.get("mimeType", "")).lower() == mime_type
+        and not part.get("filename")
+        and (part.get("body") or {}).get("data")
+    ):
+        return part
+    for child in part.get("parts") or []:
+        found = _inline_part(child, mime_type)
+        if found is not None:
+            return found
+    return None
+
+
+def _part_text(part: dict[str, Any]) -> str:
+    """A part's data: base64url (Gmail may leave off the padding), in the charset its Content-Type names."""
+    data = str(part["body"]["data"])
+    try:
+        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+    except ValueError as error:
+        raise TaskError("Gmail's answer holds a message part that is not valid base64url.") from error
+    content_type = Message()
+    content_type["Content-Type"] = _headers(part).get("content-type", "text/plain")
+    charset = content_type.get_content_charset() or "utf-8"
+    try:
+        text = raw.decode(charset, errors="replace")
+    except LookupError:
+        text = raw.decode("utf-8", errors="replace")
+    return text.replace("\r\n", "\n")
+
+
+def _html_as_text(markup: str) -> str:
+    """A readable approximation of an HTML-only message: no scripts or styles, tags dropped, entities decoded."""
+    markup = re.sub(r"(?is)<(script|style|head)\b.*?</\1\s*>", " ", markup)
+    markup = re.sub(r"(?i)<br\s*/?>|</(?:p|div|li|tr|h[1-6])\s*>", "\n", markup)
+    text = html.unescape(re.sub(r"<[^>]*>", "", markup))
+    lines = (re.sub(r"[ \t\xa0]+", " ", line).strip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _body_text(payload: dict[str, Any]) -> str:
+    """The message's text: its text/plain part, else its text/html part as text, else empty."""
+    plain = _inline_part(payload, "text/plain")
+    if plain is not None:
+        return _part_text(plain)
+    rich = _inline_part(payload, "text/html")
+    return _html_as_text(_part_text(rich)) if rich is not None else ""
+
+
+def _snippet(message: dict[str, Any]) -> str:
+    """Gmail's snippet, whose quotes and ampersands come HTML-escaped (``&#39;``)."""
+    return html.unescape(str(message.get("snippet", "")))
+
+
+def send_message(context: TaskContext, *, to: str, subject: str, body: str, cc: str = "") -> dict[str, Any]:
+    """Sends a new plain-text message (users.messages.send); Gmail adds the From of the connected account."""
+    raw = _raw_message(to=to, subject=subject, body=body, cc=cc, message_id=_message_id_header(context.idempotency_key))
+    sent = _call(context, "POST", "messages/send", json={"raw": raw})
+    return {"message_id": _required(sent, "id"), "thread_id": _required(sent, "threadId")}
+
+
+def read_message(context: TaskContext, *, message_id: str) -> dict[str, Any]:
+    """Reads one message in full (users.messages.get, format=full) and decodes its headers and text body."""
+    message = _call(context, "GET", f"messages/{quote(_gmail_id(message_id), safe='')}", params={"format": "full"})
+    payload = message.get("payload") or {}
+    headers = _headers(payload)
+    return {
+        "message_id": _required(message, "id"),
+        "thread_id": _required(message, "threadId"),
+        "from_address": _sender(headers),
+        "subject": _decoded(headers.get("subject", "")),
+        "body": _body_text(payload),
+        "snippet": _snippet(message),
+    }
+
+
+def reply_to_message(context: TaskContext, *, message_id: str, body: str) -> dict[str, Any]:
+    """Answers a message in its thread, as a mail client does.
+
+    1. Read the original's headers (format=metadata): Message-ID, References, Subject, From, Reply-To, its thread.
+    2. Send to its Reply-To (else From) with "Re: " before the subject, In-Reply-To and References naming the
+       original, and the original's threadId: Gmail files the reply in the thread only with both.
+    """
+    original = _call(
+        context,
+        "GET",
+        f"messages/{quote(_gmail_id(message_id), safe='')}",
+        params={"format": "metadata", "metadataHeaders": ["Message-ID", "References", "Subject", "From", "Reply-To"]},
+    )
+    headers = _headers(original.get("payload") or {})
+    recipient = headers.get("reply-to") or headers.get("from", "")
+    if not parseaddr(recipient)[1]:
+        raise TaskError(f"Gmail message {message_id} has no sender address to reply to.")
+    subject = _decoded(headers.get("subject", ""))
+    if not REPLY_PREFIX.match(subject):
+        subject = f"Re: {subject}".rstrip()
+    original_id = headers.get("message-id", "").strip()
+    references = " ".join(part for part in (headers.get("references", "").strip(), original_id) if part)
+    raw = _raw_message(
+        to=recipient,
+        subject=subject,
+        body=body,
+        message_id=_message_id_header(context.idempotency_key),
+        replying_to=original_id,
+        references=references,
+    )
+    sent = _call(context, "POST", "messages/send", json={"raw": raw, "threadId": _required(original, "threadId")})
+    return {"message_id": _required(sent, "id"), "thread_id": _required(sent, "threadId")}
+
+
+def search_messages(context: TaskContext, *, query: str, max_results: int = 10) -> dict[str, Any]:
+    """Searches with Gmail's query syntax, newest first.
+
+    users.messages.list gives only ids, so its pages are followed up to ``max_results`` (at most
+    ``MAX_SEARCH_RESULTS``) and each message's From and Subject are then read with format=metadata.
+    """
+    if max_results < 1:
+        raise TaskError("Search Gmail Messages needs max_results of at least 1.")
+    limit = min(max_results, MAX_SEARCH_RESULTS)
+    found: list[dict[str, Any]] = []
+    page_token = ""
+    while len(found) < limit:
+        params: dict[str, Any] = {"q": query, "maxResults": limit - len(found)}
+        if page_token:
+            params["pageToken"] = page_token
+        page = _call(context, "GET", "messages", params=params)
+        found.extend(page.get("messages") or [])
+        page_token = str(page.get("nextPageToken") or "")
+        if not page_token:
+            break
+    messages = []
+    for entry in found[:limit]:
+        message = _call(
+            context,
+            "GET",
+            f"messages/{quote(_gmail_id(entry.get('id', '')), safe='')}",
+            params={"format": "metadata", "metadataHeaders": ["From", "Subject"]},
+        )
+        headers = _headers(message.get("payload") or {})
+        messages.append(
+            {
+                "message_id": _required(message, "id"),
+                "thread_id": _required(message, "threadId"),
+                "from_address": _sender(headers),
+                "subject": _decoded(headers.get("subject", "")),
+                "snippet": _snippet(message),
+            }
+        )
+    return {"messages": messages}
