@@ -12,6 +12,7 @@ from apps.credentials.urls import routes as credential_routes
 from apps.flows.urls import routes as flow_routes
 from apps.integrations.urls import routes as integration_routes
 from apps.runs.urls import routes as run_routes
+from apps.webhooks.urls import inbound_urlpatterns as webhook_inbound_urlpatterns
 from apps.webhooks.urls import routes as webhook_routes
 
 router = QueryStringRouter()
@@ -26,6 +27,7 @@ for prefix, viewset, basename in [
     router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
+    path("api/v1/", include(webhook_inbound_urlpatterns)),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

@@ -1,8 +1,12 @@
-"""Webhook trigger operation shapes of the documented API."""
+"""Webhook trigger operation and trigger run shapes of the documented API (input and output apart)."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.webhooks.models import WebhookTriggerOperation
+from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
+from apps.webhooks.services.operations import trigger_operation_inbound_url
+
+AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
 
 
 class TriggerOperationInputSerializer(serializers.Serializer):
@@ -15,9 +19,40 @@ class TriggerOperationInputSerializer(serializers.Serializer):
         choices=WebhookTriggerOperation.Status.choices, default=WebhookTriggerOperation.Status.INACTIVE
     )
     organization = serializers.UUIDField(required=False, allow_null=True, default=None)
+    signing_secret = serializers.CharField(
+        required=False,
+        min_length=16,
+        max_length=512,
+        write_only=True,
+        help_text="Write-only: the provider's own signing secret (Slack, Zendesk issue theirs); else Neena makes one.",
+    )
+
+
+class TriggerOperationUpdateInputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField(max_length=255)
+    template_body = serializers.CharField(
+        max_length=20_000, help_text="The flow request's instructions, with <{event_field}> placeholders."
+    )
+    status = serializers.ChoiceField(
+        choices=WebhookTriggerOperation.Status.choices,
+        required=False,
+        help_text="Left as it is when omitted, except that a failed operation becomes active again.",
+    )
+    signing_secret = serializers.CharField(
+        required=False,
+        min_length=16,
+        max_length=512,
+        write_only=True,
+        help_text="Write-only: the provider's own signing secret (Slack, Zendesk issue theirs); else Neena makes one.",
+    )
 
 
 class TriggerOperationSerializer(serializers.ModelSerializer):
+    inbound_url = serializers.SerializerMethodField(
+        help_text="Where the integration delivers events: POST, signed with the operation's secret."
+    )
+
     class Meta:
         model = WebhookTriggerOperation
         fields = [
@@ -26,9 +61,58 @@ class TriggerOperationSerializer(serializers.ModelSerializer):
             "template_body",
             "status",
             "id",
-            "created_date",
-            "modified_date",
-            "created_by_email",
-            "modified_by_email",
+            *AUDIT_FIELDS,
             "organization",
+            "inbound_url",
+            "consecutive_failures",
+            "last_failure_reason",
         ]
+
+    @extend_schema_field({"type": "string", "format": "uri"})
+    def get_inbound_url(self, operation: WebhookTriggerOperation) -> str:
+        return trigger_operation_inbound_url(operation_id=operation.id)
+
+
+class TriggerOperationWithSecretSerializer(TriggerOperationSerializer):
+    """The create and rotate answers: the only ones carrying the signing secret (give it as ``signing_secret`` in
+    the serializer's context)."""
+
+    signing_secret = serializers.SerializerMethodField(
+        help_text="The secret deliveries are signed with (HMAC-SHA256). Shown only now: keep it."
+    )
+
+    class Meta(TriggerOperationSerializer.Meta):
+        fields = [*TriggerOperationSerializer.Meta.fields, "signing_secret"]
+
+    def get_signing_secret(self, operation: WebhookTriggerOperation) -> str:
+        return str(self.context["signing_secret"])
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class JSONObjectField(serializers.JSONField):
+    """A JSON object, described as one in the schema."""
+
+
+class TriggerRunSerializer(serializers.ModelSerializer):
+    event_fields = JSONObjectField(help_text="The event fields taken from the payload, coerced to their types.")
+    payload = JSONObjectField(help_text="The delivered JSON, as verified.")
+
+    class Meta:
+        model = TriggerRun
+        fields = [
+            "id",
+            "operation",
+            "delivery_id",
+            "status",
+            "reason",
+            "event_fields",
+            "flow_request",
+            "flow_run",
+            *AUDIT_FIELDS,
+            "organization",
+            "payload",
+        ]
+
+
+class TriggerRunListQuerySerializer(serializers.Serializer):
+    operation_id = serializers.UUIDField(required=False, help_text="Only this operation's trigger runs.")

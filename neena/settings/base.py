@@ -201,6 +201,10 @@ NEENA_ORCHESTRATION_QUEUE = env.str("NEENA_ORCHESTRATION_QUEUE", default="celery
 NEENA_INTEGRATIONS_QUEUE = env.str("NEENA_INTEGRATIONS_QUEUE", default="integrations")
 CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "runs.sweep", "schedule": env.float("NEENA_SWEEP_INTERVAL_SECONDS", default=15.0)},
+    "sweep-trigger-runs": {
+        "task": "webhooks.sweep",
+        "schedule": env.float("NEENA_SWEEP_INTERVAL_SECONDS", default=15.0),
+    },
 }
 
 # --- Execution ----------------------------------------------------------------------------------------------------

@@ -140,7 +140,8 @@ HASH_NUMBER = re.compile(r"(?<![\w&])#(\d+)\b")
 ISSUE_KEY = re.compile(r"\b([A-Z][A-Z0-9]+-\d+)\b")
 PROJECT_KEY = re.compile(r"\bproject\s+([A-Z][A-Z0-9]+)\b")
 TARGET_STATUS = re.compile(
-    r"\b(?:to|as)\s+\"?((?:in progress|to do|done|closed|resolved|in review|solved|open|pending|on hold|hold|new|[A-Z][\w]*(?: [A-Z][\w]*)*))\"?\s*\.?$"
+    r"\b(?:to|as)\s+\"?((?:in progress|to do|done|closed|resolved|in review|solved|open|pending|on hold|hold|new"
+    r"|[A-Z][\w]*(?: [A-Z][\w]*)*))\"?\s*\.?$"
 )
 COUNT = re.compile(r"\b(\d+)\s+(sentences?|lines?|results?|messages?|items?|channels?|boards?)\b", re.IGNORECASE)
 

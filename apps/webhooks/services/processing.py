@@ -1,0 +1,250 @@
+"""Processing a stored trigger run: event fields, then the flow request, then the planned flow and its run.
+
+A worker claims the run (received -> processing) with a conditional UPDATE, so a redelivered or duplicated job does
+nothing. Processing happens in two transactions: the flow request is committed first (so a request the planner
+cannot cover is still there to read and to generate again by hand), then the flow is generated and executed and the
+run completed. An expected failure (a missing event field, a creator who left, a planning 422) fails the trigger run
+with the reason and counts against the operation: at NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES in a row the operation is
+set to failed and accepts no more deliveries until it is updated. A success resets the count.
+"""
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, OperationalError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.core.exceptions import ApplicationError, InputValidationError
+from apps.flows import bindings
+from apps.flows.models import Flow, FlowRequest
+from apps.flows.services import flow_generate, flow_request_create
+from apps.runs.services.execution import flow_execute
+from apps.runs.services.results import ENTITY_ID_KEY, ENTITY_SHORT_NAME_KEY, TRIGGER_RUN_KEY
+from apps.webhooks.events import EventFieldError, event_fields_extract
+from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
+from apps.webhooks.queueing import send_trigger_run
+from apps.webhooks.template import template_render, value_as_text
+
+logger = logging.getLogger(__name__)
+
+Status = TriggerRun.Status
+OperationStatus = WebhookTriggerOperation.Status
+
+
+class TriggerRunError(Exception):
+    """An expected reason for a trigger run to fail; the message is kept as the run's reason."""
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    requeued_received: int
+    requeued_stalled: int
+
+
+def trigger_run_triggered_by(*, operation: WebhookTriggerOperation) -> str:
+    """What a trigger run's flow run records as its trigger."""
+    return f"webhook:{operation.name}"
+
+
+def _creator(operation: WebhookTriggerOperation) -> User:
+    """The user the operation acts as: its creator, while still an active member of the operation's organization."""
+    user = User.objects.filter(
+        email=operation.created_by_email, is_active=True, memberships__organization_id=operation.organization_id
+    ).first()
+    if user is None:
+        raise TriggerRunError(
+            f"The operation's creator ({operation.created_by_email or 'unknown'}) is no longer an active member of "
+            "its organization."
+        )
+    return user
+
+
+def _request_metadata(trigger_run: TriggerRun, fields: dict[str, Any]) -> dict[str, Any]:
+    """The event fields, plus the keys naming the entity the event is about (its latest flow result is kept under
+    them) and the trigger run."""
+    definition = trigger_run.operation.webhook_trigger_definition
+    metadata = {
+        **fields,
+        ENTITY_SHORT_NAME_KEY: definition.integration.short_name,
+        TRIGGER_RUN_KEY: str(trigger_run.id),
+    }
+    entity_id = fields.get(definition.entity_id_field) if definition.entity_id_field else None
+    if entity_id not in (None, ""):
+        metadata[ENTITY_ID_KEY] = value_as_text(entity_id)
+    return metadata
+
+
+def _flow_request_create(trigger_run: TriggerRun, user: User) -> FlowRequest:
+    """Extracts the event fields, renders the template and creates the flow request as the operation's creator."""
+    operation = trigger_run.operation
+    try:
+        fields = event_fields_extract(
+            event_fields=operation.webhook_trigger_definition.event_fields, payload=trigger_run.payload
+        )
+    except EventFieldError as error:
+        raise TriggerRunError(str(error)) from None
+    with transaction.atomic():
+        flow_request = flow_request_create(
+            user=user,
+            request_instructions=template_render(operation.template_body, fields),
+            request_metadata=_request_metadata(trigger_run, fields),
+            request_name=operation.name[:255],
+            organization=operation.organization_id,
+        )
+        trigger_run.event_fields = fields
+        trigger_run.flow_request = flow_request
+        trigger_run.save(update_fields=["event_fields", "flow_request", "modified_date"])
+    return flow_request
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _injected_binding(flow: Flow, event_fields: dict[str, Any]) -> str | None:
+    """The first parameter of the planned flow whose ``{{ ... }}`` binding syntax came from an event value.
+
+    The rendered template only becomes the request's instructions, but a planner copies text from instructions into
+    parameters (a quoted phrase becomes a message), and a parameter with ``{{`` in it is a binding: an event value
+    saying ``"{{ steps.0.result }}"`` must not become one. Every binding part (or unterminated ``{{``) of every
+    parameter is looked for in the event's values; the planner's own bindings are never in them.
+    """
+    carried = [text for text in map(value_as_text, event_fields.values()) if "{{" in text]
+    if not carried:
+        return None
+    for operation in flow.task_operations.order_by("index"):
+        for name, value in operation.parameters.items():
+            for text in _strings(value):
+                if not bindings.is_template(text):
+                    continue
+                parts = [match.group(0) for match in bindings.TEMPLATE_PART.finditer(text)] or [text.strip()]
+                if any(part in event_text for part in parts for event_text in carried):
+                    return f"step {operation.index}'s parameter '{name}'"
+    return None
+
+
+def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) -> None:
+    """Generates and executes the flow and completes the trigger run, all or nothing."""
+    operation = trigger_run.operation
+    with transaction.atomic():
+        locked = TriggerRun.objects.select_for_update().only("status", "flow_run").get(id=trigger_run.id)
+        if locked.status != Status.PROCESSING or locked.flow_run_id is not None:
+            return  # another worker got here first (a stalled run put back while its first worker still ran)
+        flow = flow_generate(user=user, flow_request=flow_request)
+        injected = _injected_binding(flow, trigger_run.event_fields)
+        if injected is not None:
+            raise TriggerRunError(
+                f"Refused the planned flow: {injected} would be a {{{{ }}}} binding written by the event's values, "
+                "not by the operation's template."
+            )
+        flow_run = flow_execute(
+            user=user, flow=flow, flow_request=flow_request, triggered_by=trigger_run_triggered_by(operation=operation)
+        )
+        trigger_run.flow_run = flow_run
+        trigger_run.status = Status.COMPLETED
+        trigger_run.reason = ""
+        trigger_run.save(update_fields=["flow_run", "status", "reason", "modified_date"])
+        WebhookTriggerOperation.objects.filter(id=operation.id, consecutive_failures__gt=0).update(
+            consecutive_failures=0
+        )
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, InputValidationError):
+        return "The flow could not be planned: " + " ".join(item.msg for item in error.items)
+    if isinstance(error, ApplicationError):
+        return error.message
+    return str(error)
+
+
+@transaction.atomic
+def trigger_run_fail(*, trigger_run: TriggerRun, reason: str) -> None:
+    """Fails the run with the reason and counts it against the operation, which is set to failed when the count of
+    failures in a row reaches NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES."""
+    now = timezone.now()
+    TriggerRun.objects.filter(id=trigger_run.id).update(status=Status.FAILED, reason=reason, modified_date=now)
+    trigger_run.status, trigger_run.reason = Status.FAILED, reason
+    operations = WebhookTriggerOperation.objects.filter(id=trigger_run.operation_id)
+    operations.update(consecutive_failures=F("consecutive_failures") + 1, last_failure_reason=reason)
+    operations.filter(
+        status=OperationStatus.ACTIVE, consecutive_failures__gte=settings.NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES
+    ).update(status=OperationStatus.FAILED, modified_date=now)
+
+
+def trigger_run_process(*, trigger_run_id: UUID) -> TriggerRun | None:
+    """Turns a received trigger run into a flow run; None when the run was not waiting (claimed or ended already).
+
+    Steps: claim the run; find the operation's creator; extract the event fields, render the template and create the
+    flow request (kept even if planning fails); generate and execute the flow; complete the run. Expected failures
+    fail the run with the reason (``trigger_run_fail``). Database errors that may pass put the run back to received
+    and are raised, for the task to retry.
+    """
+    claimed = TriggerRun.objects.filter(id=trigger_run_id, status=Status.RECEIVED).update(
+        status=Status.PROCESSING, modified_date=timezone.now()
+    )
+    if not claimed:
+        return None
+    trigger_run = TriggerRun.objects.select_related(
+        "operation__webhook_trigger_definition__integration", "flow_request"
+    ).get(id=trigger_run_id)
+    try:
+        user = _creator(trigger_run.operation)
+        flow_request = trigger_run.flow_request or _flow_request_create(trigger_run, user)
+        _flow_start(trigger_run, user, flow_request)
+    except (TriggerRunError, ApplicationError) as error:
+        trigger_run_fail(trigger_run=trigger_run, reason=_reason(error))
+    except (OperationalError, InterfaceError):
+        _put_back(trigger_run_id)
+        raise
+    except Exception as error:  # a bug must still fail the run visibly, not leave it processing
+        logger.exception("Trigger run %s failed unexpectedly", trigger_run_id)
+        trigger_run_fail(trigger_run=trigger_run, reason=f"Unexpected error: {type(error).__name__}: {error}")
+    trigger_run.refresh_from_db()
+    return trigger_run
+
+
+def _put_back(trigger_run_id: UUID) -> None:
+    try:
+        TriggerRun.objects.filter(id=trigger_run_id, status=Status.PROCESSING).update(status=Status.RECEIVED)
+    except DatabaseError:
+        logger.warning("Could not put trigger run %s back; the sweeper will.", trigger_run_id)
+
+
+def trigger_runs_sweep() -> SweepReport:
+    """Queues again the runs no worker took: received ones older than NEENA_REQUEUE_AFTER_SECONDS (their message was
+    lost, or the broker was down), and processing ones past the task's time limit and a grace (their worker died)."""
+    now = timezone.now()
+    waiting = list(
+        TriggerRun.objects.filter(
+            status=Status.RECEIVED, modified_date__lt=now - timedelta(seconds=settings.NEENA_REQUEUE_AFTER_SECONDS)
+        ).values_list("id", flat=True)[:1000]
+    )
+    lease = settings.CELERY_TASK_TIME_LIMIT + settings.NEENA_STEP_LEASE_GRACE_SECONDS
+    stalled = list(
+        TriggerRun.objects.filter(
+            status=Status.PROCESSING, modified_date__lt=now - timedelta(seconds=lease)
+        ).values_list("id", flat=True)[:1000]
+    )
+    if stalled:
+        TriggerRun.objects.filter(id__in=stalled, status=Status.PROCESSING).update(
+            status=Status.RECEIVED, modified_date=now
+        )
+    if waiting:
+        TriggerRun.objects.filter(id__in=waiting, status=Status.RECEIVED).update(modified_date=now)
+    for trigger_run_id in [*waiting, *stalled]:
+        send_trigger_run(trigger_run_id)
+    return SweepReport(requeued_received=len(waiting), requeued_stalled=len(stalled))
