@@ -29,6 +29,8 @@ def main() -> int:
         print(f"Embedded Redis on {embedded_redis.url}", flush=True)
 
     bind = f"{environment.get('NEENA_HOST', '127.0.0.1')}:{environment.get('NEENA_PORT', '8000')}"
+    # Inbound webhook URLs point at this server unless a public address is configured.
+    environment.setdefault("NEENA_PUBLIC_BASE_URL", f"http://{bind}")
     commands = {
         "web": [str(BIN / "gunicorn"), "neena.wsgi:application", "--config", "gunicorn.conf.py", "--bind", bind],
         "worker": [

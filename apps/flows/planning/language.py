@@ -110,7 +110,7 @@ _STEMMED_GROUPS = {group: {stem(term) for term in terms if " " not in term} for 
 _PHRASE_GROUPS = {group: [term for term in terms if " " in term] for group, terms in ACTION_GROUPS.items()}
 
 SEQUENCE_MARKERS = re.compile(
-    r"\b(?:and then|then|after that|afterwards|after this|next|finally|lastly|subsequently"
+    r"\b(?:and then|then|after that|afterwards|after this|next(?=\s*,)|finally|lastly|subsequently"
     r"|once (?:that is|it's) done)\b[,:]?",
     re.IGNORECASE,
 )
