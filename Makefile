@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 DJANGO_TEST_ENV := DJANGO_SETTINGS_MODULE=neena.settings.test
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-sqlite test-postgres lint format clean bench-planner bench-webhooks
+.PHONY: help venv run test test-sqlite test-postgres lint format clean bench bench-planner bench-webhooks
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,12 @@ lint: venv ## ruff, ruff format --check, mypy, manage.py check and makemigration
 	mkdir -p var
 	$(DJANGO_TEST_ENV) $(BIN)/python manage.py check
 	$(DJANGO_TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: venv ## All benchmarks: engine and API against their baselines on SQLite and PostgreSQL, planner, webhooks
+	env -u DATABASE_URL $(BIN)/python bench/run_all.py
+	bash scripts/with_postgres.sh $(BIN)/python bench/run_all.py
+	$(BIN)/python bench/planner.py
+	$(BIN)/python bench/webhooks.py
 
 bench-planner: venv ## Planner accuracy on the labelled requests, and planning time against catalogue size
 	$(BIN)/python bench/planner.py

@@ -7,8 +7,10 @@ a bare ``Authorization: <token>``; both are read as if they were the standard fo
 
 from typing import Any
 
+from django.http import HttpRequest, QueryDict
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
+from oauth2_provider.oauth2_backends import get_oauthlib_core
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
@@ -23,18 +25,37 @@ def _normalise_authorization(meta: dict[str, Any]) -> None:
         meta["HTTP_AUTHORIZATION"] = f"Bearer {authorization}"
 
 
+class _HeadersOnly:
+    """The request as the toolkit sees it here: everything but the body, which it would otherwise parse (tokens
+    are only accepted in headers, so the body has nothing to give)."""
+
+    POST = QueryDict()
+
+    def __init__(self, request: HttpRequest) -> None:
+        self._request = request
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
 class BearerTokenAuthentication(OAuth2Authentication):
     """OAuth2 bearer tokens; a missing or invalid token answers 401 with ``WWW-Authenticate: Bearer``."""
 
     www_authenticate_realm = "neena"
 
     def authenticate(self, request: Request) -> Any:
-        meta = request._request.META
-        _normalise_authorization(meta)
-        result = super().authenticate(request)
-        if result is None and meta.get("HTTP_AUTHORIZATION", "").startswith("Bearer "):
+        """Checks the token without touching the body: the toolkit reads ``request.POST``, which would run the body
+        parsers first and answer 415 or 422 to a caller who should get 401 or 403."""
+        django_request = request._request
+        _normalise_authorization(django_request.META)
+        valid, oauth_request = get_oauthlib_core().verify_request(_HeadersOnly(django_request), scopes=[])
+        if valid:
+            return oauth_request.user, oauth_request.access_token
+        # Read by authenticate_header() for the WWW-Authenticate challenge.
+        setattr(request, "oauth2_error", getattr(oauth_request, "oauth2_error", {}))  # noqa: B010
+        if django_request.META.get("HTTP_AUTHORIZATION", "").startswith("Bearer "):
             raise AuthenticationFailed("The token is invalid or has expired.", code="invalid_token")
-        return result
+        return None
 
 
 class BearerTokenAuthenticationScheme(OpenApiAuthenticationExtension):
