@@ -62,6 +62,13 @@ class RetryPolicy:
     time_limit_seconds: int = 60
 
 
+# The two policies most REST connectors need. A side effect the service takes no idempotency key for (a post, a
+# comment, a send) may happen twice when a retry follows a lost response, so it is retried sparingly; reads and writes
+# that can safely be repeated (set a status, add labels) are retried more.
+UNREPEATABLE_RETRY = RetryPolicy(max_retries=2, backoff_seconds=2.0, time_limit_seconds=30)
+REPEATABLE_RETRY = RetryPolicy(max_retries=5, backoff_seconds=1.0, time_limit_seconds=30)
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     """One task definition. ``side_effect`` marks tasks that change the outside world (send, post, create, reply):

@@ -18,13 +18,14 @@ from typing import Any
 import httpx
 
 from apps.integrations.connectors.base import (
+    REPEATABLE_RETRY,
+    UNREPEATABLE_RETRY,
     AuthType,
     ConnectorSpec,
     DataType,
     EventField,
     OAuth2Spec,
     Param,
-    RetryPolicy,
     SignatureScheme,
     TaskSpec,
     TriggerSpec,
@@ -34,8 +35,6 @@ from apps.integrations.http import DEFAULT_TIMEOUT_SECONDS, base_url, raise_for_
 
 # Creating issues and comments takes no idempotency key: a retry after a lost response may repeat it, so they retry
 # sparingly. Adding labels is idempotent (a label already present is kept once).
-CREATE_RETRY = RetryPolicy(max_retries=2, backoff_seconds=2.0, time_limit_seconds=30)
-IDEMPOTENT_RETRY = RetryPolicy(max_retries=5, backoff_seconds=1.0, time_limit_seconds=30)
 
 REPO = Param("repo", DataType.STRING, "The repository as 'owner/name', e.g. 'octocat/hello-world'.")
 
@@ -70,7 +69,7 @@ CONNECTOR = ConnectorSpec(
                 Param("html_url", DataType.URL, "The issue's web address."),
             ),
             side_effect=True,
-            retry=CREATE_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Comment on GitHub Issue",
@@ -86,7 +85,7 @@ CONNECTOR = ConnectorSpec(
                 Param("html_url", DataType.URL, "The comment's web address."),
             ),
             side_effect=True,
-            retry=CREATE_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Add GitHub Label",
@@ -99,7 +98,7 @@ CONNECTOR = ConnectorSpec(
             ),
             outputs=(Param("labels", DataType.LIST, "All labels on the issue after the change."),),
             side_effect=True,
-            retry=IDEMPOTENT_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
     ),
     triggers=(

@@ -27,13 +27,14 @@ import httpx
 from django.conf import settings
 
 from apps.integrations.connectors.base import (
+    REPEATABLE_RETRY,
+    UNREPEATABLE_RETRY,
     AuthType,
     ConnectorSpec,
     DataType,
     EventField,
     OAuth2Spec,
     Param,
-    RetryPolicy,
     SignatureScheme,
     TaskSpec,
     TriggerSpec,
@@ -42,8 +43,6 @@ from apps.integrations.execution import TaskContext, TaskError, TransientTaskErr
 from apps.integrations.http import DEFAULT_TIMEOUT_SECONDS, base_url, retry_after_seconds
 
 # users.messages.send takes no idempotency key: a retry after a lost response may send twice, so sends retry sparingly.
-SEND_RETRY = RetryPolicy(max_retries=2, backoff_seconds=2.0, time_limit_seconds=30)
-READ_RETRY = RetryPolicy(max_retries=5, backoff_seconds=1.0, time_limit_seconds=30)
 
 CONNECTOR = ConnectorSpec(
     name="Gmail",
@@ -85,7 +84,7 @@ CONNECTOR = ConnectorSpec(
                 Param("thread_id", DataType.STRING, "The Gmail ID of the thread the message belongs to."),
             ),
             side_effect=True,
-            retry=SEND_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Read Gmail Message",
@@ -100,7 +99,7 @@ CONNECTOR = ConnectorSpec(
                 Param("body", DataType.TEXT, "The message's plain-text body."),
                 Param("snippet", DataType.STRING, "Gmail's short preview of the message text."),
             ),
-            retry=READ_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Reply to Gmail Message",
@@ -115,7 +114,7 @@ CONNECTOR = ConnectorSpec(
                 Param("thread_id", DataType.STRING, "The Gmail ID of the thread the reply was added to."),
             ),
             side_effect=True,
-            retry=SEND_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Search Gmail Messages",
@@ -134,7 +133,7 @@ CONNECTOR = ConnectorSpec(
                 ),
             ),
             output_is_list=True,
-            retry=READ_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
     ),
     triggers=(

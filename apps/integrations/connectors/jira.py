@@ -19,14 +19,20 @@ from urllib.parse import quote
 import httpx
 from django.conf import settings
 
-from apps.integrations.connectors.base import AuthType, ConnectorSpec, DataType, Param, RetryPolicy, TaskSpec
+from apps.integrations.connectors.base import (
+    REPEATABLE_RETRY,
+    UNREPEATABLE_RETRY,
+    AuthType,
+    ConnectorSpec,
+    DataType,
+    Param,
+    TaskSpec,
+)
 from apps.integrations.execution import CredentialAccess, TaskContext, TaskError, TransientTaskError
 from apps.integrations.http import DEFAULT_TIMEOUT_SECONDS, base_url, retry_after_seconds
 
 # Creating issues and comments takes no idempotency key: a retry after a lost response may repeat it, so they retry
 # sparingly. A transition to the status the issue is already in succeeds, so transitions retry freely.
-CREATE_RETRY = RetryPolicy(max_retries=2, backoff_seconds=2.0, time_limit_seconds=30)
-IDEMPOTENT_RETRY = RetryPolicy(max_retries=5, backoff_seconds=1.0, time_limit_seconds=30)
 
 ISSUE_KEY = Param("issue_key", DataType.STRING, "The issue's key, e.g. 'OPS-42'.")
 
@@ -60,7 +66,7 @@ CONNECTOR = ConnectorSpec(
                 Param("url", DataType.URL, "The issue's web address."),
             ),
             side_effect=True,
-            retry=CREATE_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Comment on Jira Issue",
@@ -69,7 +75,7 @@ CONNECTOR = ConnectorSpec(
             parameters=(ISSUE_KEY, Param("body", DataType.TEXT, "The comment text.")),
             outputs=(Param("comment_id", DataType.STRING, "The ID of the new comment."),),
             side_effect=True,
-            retry=CREATE_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Transition Jira Issue",
@@ -89,7 +95,7 @@ CONNECTOR = ConnectorSpec(
                 Param("status", DataType.STRING, "The issue's status afterwards."),
             ),
             side_effect=True,
-            retry=IDEMPOTENT_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
     ),
 )

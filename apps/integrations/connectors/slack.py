@@ -6,7 +6,7 @@ sent as ``Authorization: Bearer``. Calls go to NEENA_SLACK_BASE_URL (https://sla
 Slack answers most failures with HTTP 200 and ``{"ok": false, "error": "<code>"}``: ``ratelimited`` (like HTTP 429,
 with its Retry-After) and Slack's own server-side codes are retried; any other code fails the step, naming it.
 chat.postMessage accepts no idempotency key, so ``context.idempotency_key`` is not sent: posts are side effects
-retried sparingly (``POST_RETRY``), since a retry after a lost answer may post twice.
+retried sparingly (``UNREPEATABLE_RETRY``), since a retry after a lost answer may post twice.
 """
 
 from typing import Any
@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 
 from apps.integrations.connectors.base import (
+    REPEATABLE_RETRY,
+    UNREPEATABLE_RETRY,
     AuthType,
     ConnectorSpec,
     DataType,
     EventField,
     OAuth2Spec,
     Param,
-    RetryPolicy,
     SignatureScheme,
     TaskSpec,
     TriggerSpec,
@@ -30,8 +31,6 @@ from apps.integrations.http import base_url, request, retry_after_seconds
 
 # chat.postMessage takes no idempotency key: a retry after a lost response may post twice, so posts retry sparingly.
 # Slack answers rate limits with 429 and Retry-After, which the retry honours.
-POST_RETRY = RetryPolicy(max_retries=2, backoff_seconds=2.0, time_limit_seconds=30)
-READ_RETRY = RetryPolicy(max_retries=5, backoff_seconds=1.0, time_limit_seconds=30)
 
 CONNECTOR = ConnectorSpec(
     name="Slack",
@@ -61,7 +60,7 @@ CONNECTOR = ConnectorSpec(
                 Param("ts", DataType.STRING, "The message's timestamp, Slack's ID for it (e.g. '1712345678.123456')."),
             ),
             side_effect=True,
-            retry=POST_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Reply in Slack Thread",
@@ -74,7 +73,7 @@ CONNECTOR = ConnectorSpec(
             ),
             outputs=(Param("ts", DataType.STRING, "The timestamp (ID) of the posted reply."),),
             side_effect=True,
-            retry=POST_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="List Slack Channels",
@@ -87,7 +86,7 @@ CONNECTOR = ConnectorSpec(
                 Param("channels", DataType.LIST, "The channels, each with id, name, is_private and num_members."),
             ),
             output_is_list=True,
-            retry=READ_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
     ),
     triggers=(

@@ -5,7 +5,8 @@ Credential (API key auth): ``secrets["api_key"]`` is the Trello API key (of the 
 documents. Calls go to NEENA_TRELLO_BASE_URL (https://api.trello.com/1).
 
 Trello accepts no idempotency key, so ``context.idempotency_key`` is not sent: creating a card is a side effect retried
-sparingly (``CREATE_RETRY``), since a retry after a lost answer may create it twice; moving a card is idempotent. 429
+sparingly (``UNREPEATABLE_RETRY``), since a retry after a lost answer may create it twice; moving a card is
+idempotent. 429
 and 5xx answers are retried; other refusals fail the step with Trello's message (``invalid id``, ``invalid token``).
 """
 
@@ -15,11 +16,12 @@ from typing import Any
 import httpx
 
 from apps.integrations.connectors.base import (
+    REPEATABLE_RETRY,
+    UNREPEATABLE_RETRY,
     AuthType,
     ConnectorSpec,
     DataType,
     Param,
-    RetryPolicy,
     TaskSpec,
 )
 from apps.integrations.execution import TaskContext, TaskError
@@ -27,8 +29,6 @@ from apps.integrations.http import base_url, request
 
 # Creating a card takes no idempotency key: a retry after a lost response may create it twice, so it retries sparingly.
 # Reads and moving a card (setting its idList) are idempotent, so they are safe to repeat.
-CREATE_RETRY = RetryPolicy(max_retries=2, backoff_seconds=2.0, time_limit_seconds=30)
-IDEMPOTENT_RETRY = RetryPolicy(max_retries=5, backoff_seconds=1.0, time_limit_seconds=30)
 
 CONNECTOR = ConnectorSpec(
     name="Trello",
@@ -54,7 +54,7 @@ CONNECTOR = ConnectorSpec(
                 Param("url", DataType.URL, "The card's web address."),
             ),
             side_effect=True,
-            retry=CREATE_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="List Trello Boards",
@@ -71,7 +71,7 @@ CONNECTOR = ConnectorSpec(
             ),
             outputs=(Param("boards", DataType.LIST, "The boards, each with id, name and url."),),
             output_is_list=True,
-            retry=IDEMPOTENT_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="List Trello Lists",
@@ -89,7 +89,7 @@ CONNECTOR = ConnectorSpec(
             ),
             outputs=(Param("lists", DataType.LIST, "The lists, each with id, name and pos."),),
             output_is_list=True,
-            retry=IDEMPOTENT_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Move Trello Card",
@@ -104,7 +104,7 @@ CONNECTOR = ConnectorSpec(
                 Param("list_id", DataType.STRING, "The ID of the list the card is now in."),
             ),
             side_effect=True,
-            retry=IDEMPOTENT_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
     ),
 )

@@ -7,7 +7,7 @@ authentication ``{email}/token:{api_token}``.
 
 Zendesk honours an ``Idempotency-Key`` only when creating tickets, which this connector does not do; ticket updates
 (comments, status, tags) accept none, so ``context.idempotency_key`` is not sent. A comment is therefore a side effect
-retried sparingly (``COMMENT_RETRY``): a retry after a lost answer may add it twice. 429 (with its Retry-After) and
+retried sparingly (``UNREPEATABLE_RETRY``): a retry after a lost answer may add it twice. 429 (with its Retry-After) and
 5xx answers are retried; other refusals fail the step with Zendesk's message.
 
 Update Zendesk Ticket's ``tags`` replace the ticket's whole tag list, as Zendesk's ``tags`` field does.
@@ -20,12 +20,13 @@ from typing import Any
 import httpx
 
 from apps.integrations.connectors.base import (
+    REPEATABLE_RETRY,
+    UNREPEATABLE_RETRY,
     AuthType,
     ConnectorSpec,
     DataType,
     EventField,
     Param,
-    RetryPolicy,
     SignatureScheme,
     TaskSpec,
     TriggerSpec,
@@ -35,8 +36,6 @@ from apps.integrations.http import base_url, request
 
 # Adding a comment takes no idempotency key: a retry after a lost response may comment twice, so it retries sparingly.
 # Reads, and setting a ticket's status and tags, are idempotent and safe to repeat.
-COMMENT_RETRY = RetryPolicy(max_retries=2, backoff_seconds=2.0, time_limit_seconds=30)
-IDEMPOTENT_RETRY = RetryPolicy(max_retries=5, backoff_seconds=1.0, time_limit_seconds=30)
 
 CONNECTOR = ConnectorSpec(
     name="Zendesk",
@@ -60,7 +59,7 @@ CONNECTOR = ConnectorSpec(
                 Param("requester_email", DataType.EMAIL, "The email address of the person who asked for support."),
                 Param("tags", DataType.LIST, "The ticket's tags."),
             ),
-            retry=IDEMPOTENT_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Add Zendesk Public Reply",
@@ -75,7 +74,7 @@ CONNECTOR = ConnectorSpec(
                 Param("audit_id", DataType.INT, "The ID of the audit recording the new comment."),
             ),
             side_effect=True,
-            retry=COMMENT_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Add Zendesk Internal Note",
@@ -90,7 +89,7 @@ CONNECTOR = ConnectorSpec(
                 Param("audit_id", DataType.INT, "The ID of the audit recording the note."),
             ),
             side_effect=True,
-            retry=COMMENT_RETRY,
+            retry=UNREPEATABLE_RETRY,
         ),
         TaskSpec(
             task_name="Update Zendesk Ticket",
@@ -117,7 +116,7 @@ CONNECTOR = ConnectorSpec(
                 Param("tags", DataType.LIST, "The ticket's tags after the update."),
             ),
             side_effect=True,
-            retry=IDEMPOTENT_RETRY,
+            retry=REPEATABLE_RETRY,
         ),
     ),
     triggers=(
