@@ -12,19 +12,12 @@ Errors: 429, 5xx and Google's rate-limit 403s (``rateLimitExceeded``, ``userRate
 4xx fail the step with Google's message.
 """
 
-import base64
-import html
 import re
-from email.errors import MessageError
-from email.header import decode_header, make_header
-from email.message import EmailMessage, Message
-from email.policy import SMTP
-from email.utils import formataddr, getaddresses, parseaddr
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from django.conf import settings
 
 from apps.integrations.connectors.base import (
     REPEATABLE_RETRY,
@@ -40,6 +33,15 @@ from apps.integrations.connectors.base import (
     TriggerSpec,
 )
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError
+from apps.integrations.gmail_messages import (
+    body_text,
+    decoded_header,
+    message_id_header,
+    part_headers,
+    raw_message,
+    sender_address,
+    snippet_text,
+)
 from apps.integrations.http import DEFAULT_TIMEOUT_SECONDS, base_url, retry_after_seconds
 
 # users.messages.send takes no idempotency key: a retry after a lost response may send twice, so sends retry sparingly.
@@ -233,141 +235,9 @@ def _required(answer: dict[str, Any], key: str) -> str:
     return str(value)
 
 
-def _message_id_header(idempotency_key: str) -> str:
-    """``<neena.<key>@<Neena's mail domain>>``: the same for every delivery of one attempt, and sharing the step id
-    across attempts, so a duplicate send is recognisable."""
-    local = re.sub(r"[^A-Za-z0-9-]+", ".", idempotency_key).strip(".") or "message"
-    domain = settings.NEENA_SYSTEM_EMAIL.rpartition("@")[2] or "neena.local"
-    return f"<neena.{local}@{domain}>"
-
-
-def _addresses(value: str, what: str) -> str:
-    """The addresses in a To/Cc value, each checked and formatted for the header (an international domain in its
-    ASCII form); TaskError naming any bad one. A non-ASCII local part is refused: the message is sent without
-    SMTPUTF8."""
-    formatted, invalid = [], []
-    for name, address in getaddresses([value]):
-        if not name and not address:
-            continue
-        local, at, domain = address.rpartition("@")
-        try:
-            local.encode("ascii")
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError:
-            local = ""
-        if not (at and local and domain):
-            invalid.append(name or address)
-            continue
-        formatted.append(formataddr((name, f"{local}@{domain}")))
-    if invalid:
-        raise TaskError(f"Not an email address in {what}: {', '.join(invalid)}.")
-    return ", ".join(formatted)
-
-
-def _raw_message(
-    *, to: str, subject: str, body: str, cc: str = "", message_id: str, replying_to: str = "", references: str = ""
-) -> str:
-    """The RFC 2822 message (plain text, UTF-8) as base64url, the form users.messages.send takes in ``raw``."""
-    recipients = _addresses(to, "To")
-    if not recipients:
-        raise TaskError("The message needs a recipient (To).")
-    message = EmailMessage(policy=SMTP)
-    try:
-        message["To"] = recipients
-        copies = _addresses(cc, "Cc")
-        if copies:
-            message["Cc"] = copies
-        message["Subject"] = subject
-        message["Message-ID"] = message_id
-        if replying_to:
-            message["In-Reply-To"] = replying_to
-            message["References"] = references or replying_to
-        message.set_content(body)
-        data = message.as_bytes()
-    except (ValueError, MessageError) as error:  # e.g. a line break inside a header value
-        raise TaskError(f"The message cannot be built: {error}") from error
-    return base64.urlsafe_b64encode(data).decode("ascii")
-
-
-def _headers(part: dict[str, Any]) -> dict[str, str]:
-    """A message part's header values by lower-cased name (the first of a repeated header)."""
-    found: dict[str, str] = {}
-    for header in part.get("headers") or []:
-        found.setdefault(str(header.get("name", "")).lower(), str(header.get("value", "")))
-    return found
-
-
-def _decoded(value: str) -> str:
-    """A header value with any RFC 2047 encoded words decoded (``=?utf-8?q?Caf=C3=A9?=`` -> ``Café``)."""
-    try:
-        return str(make_header(decode_header(value)))
-    except (LookupError, UnicodeDecodeError, ValueError, MessageError):
-        return value
-
-
-def _sender(headers: dict[str, str]) -> str:
-    """The bare address of the From header (the display name and any encoding dropped)."""
-    return parseaddr(headers.get("from", ""))[1]
-
-
-def _inline_part(part: dict[str, Any], mime_type: str) -> dict[str, Any] | None:
-    """Depth first, the first part of that type carrying its data inline and not an attachment (no filename)."""
-    if (
-        str(part.get("mimeType", "")).lower() == mime_type
-        and not part.get("filename")
-        and (part.get("body") or {}).get("data")
-    ):
-        return part
-    for child in part.get("parts") or []:
-        found = _inline_part(child, mime_type)
-        if found is not None:
-            return found
-    return None
-
-
-def _part_text(part: dict[str, Any]) -> str:
-    """A part's data: base64url (Gmail may leave off the padding), in the charset its Content-Type names."""
-    data = str(part["body"]["data"])
-    try:
-        raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-    except ValueError as error:
-        raise TaskError("Gmail's answer holds a message part that is not valid base64url.") from error
-    content_type = Message()
-    content_type["Content-Type"] = _headers(part).get("content-type", "text/plain")
-    charset = content_type.get_content_charset() or "utf-8"
-    try:
-        text = raw.decode(charset, errors="replace")
-    except LookupError:
-        text = raw.decode("utf-8", errors="replace")
-    return text.replace("\r\n", "\n")
-
-
-def _html_as_text(markup: str) -> str:
-    """A readable approximation of an HTML-only message: no scripts or styles, tags dropped, entities decoded."""
-    markup = re.sub(r"(?is)<(script|style|head)\b.*?</\1\s*>", " ", markup)
-    markup = re.sub(r"(?i)<br\s*/?>|</(?:p|div|li|tr|h[1-6])\s*>", "\n", markup)
-    text = html.unescape(re.sub(r"<[^>]*>", "", markup))
-    lines = (re.sub(r"[ \t\xa0]+", " ", line).strip() for line in text.split("\n"))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
-
-
-def _body_text(payload: dict[str, Any]) -> str:
-    """The message's text: its text/plain part, else its text/html part as text, else empty."""
-    plain = _inline_part(payload, "text/plain")
-    if plain is not None:
-        return _part_text(plain)
-    rich = _inline_part(payload, "text/html")
-    return _html_as_text(_part_text(rich)) if rich is not None else ""
-
-
-def _snippet(message: dict[str, Any]) -> str:
-    """Gmail's snippet, whose quotes and ampersands come HTML-escaped (``&#39;``)."""
-    return html.unescape(str(message.get("snippet", "")))
-
-
 def send_message(context: TaskContext, *, to: str, subject: str, body: str, cc: str = "") -> dict[str, Any]:
     """Sends a new plain-text message (users.messages.send); Gmail adds the From of the connected account."""
-    raw = _raw_message(to=to, subject=subject, body=body, cc=cc, message_id=_message_id_header(context.idempotency_key))
+    raw = raw_message(to=to, subject=subject, body=body, cc=cc, message_id=message_id_header(context.idempotency_key))
     sent = _call(context, "POST", "messages/send", json={"raw": raw})
     return {"message_id": _required(sent, "id"), "thread_id": _required(sent, "threadId")}
 
@@ -376,14 +246,14 @@ def read_message(context: TaskContext, *, message_id: str) -> dict[str, Any]:
     """Reads one message in full (users.messages.get, format=full) and decodes its headers and text body."""
     message = _call(context, "GET", f"messages/{quote(_gmail_id(message_id), safe='')}", params={"format": "full"})
     payload = message.get("payload") or {}
-    headers = _headers(payload)
+    headers = part_headers(payload)
     return {
         "message_id": _required(message, "id"),
         "thread_id": _required(message, "threadId"),
-        "from_address": _sender(headers),
-        "subject": _decoded(headers.get("subject", "")),
-        "body": _body_text(payload),
-        "snippet": _snippet(message),
+        "from_address": sender_address(headers),
+        "subject": decoded_header(headers.get("subject", "")),
+        "body": body_text(payload),
+        "snippet": snippet_text(message),
     }
 
 
@@ -400,20 +270,20 @@ def reply_to_message(context: TaskContext, *, message_id: str, body: str) -> dic
         f"messages/{quote(_gmail_id(message_id), safe='')}",
         params={"format": "metadata", "metadataHeaders": ["Message-ID", "References", "Subject", "From", "Reply-To"]},
     )
-    headers = _headers(original.get("payload") or {})
+    headers = part_headers(original.get("payload") or {})
     recipient = headers.get("reply-to") or headers.get("from", "")
     if not parseaddr(recipient)[1]:
         raise TaskError(f"Gmail message {message_id} has no sender address to reply to.")
-    subject = _decoded(headers.get("subject", ""))
+    subject = decoded_header(headers.get("subject", ""))
     if not REPLY_PREFIX.match(subject):
         subject = f"Re: {subject}".rstrip()
     original_id = headers.get("message-id", "").strip()
     references = " ".join(part for part in (headers.get("references", "").strip(), original_id) if part)
-    raw = _raw_message(
+    raw = raw_message(
         to=recipient,
         subject=subject,
         body=body,
-        message_id=_message_id_header(context.idempotency_key),
+        message_id=message_id_header(context.idempotency_key),
         replying_to=original_id,
         references=references,
     )
@@ -449,14 +319,14 @@ def search_messages(context: TaskContext, *, query: str, max_results: int = 10) 
             f"messages/{quote(_gmail_id(entry.get('id', '')), safe='')}",
             params={"format": "metadata", "metadataHeaders": ["From", "Subject"]},
         )
-        headers = _headers(message.get("payload") or {})
+        headers = part_headers(message.get("payload") or {})
         messages.append(
             {
                 "message_id": _required(message, "id"),
                 "thread_id": _required(message, "threadId"),
-                "from_address": _sender(headers),
-                "subject": _decoded(headers.get("subject", "")),
-                "snippet": _snippet(message),
+                "from_address": sender_address(headers),
+                "subject": decoded_header(headers.get("subject", "")),
+                "snippet": snippet_text(message),
             }
         )
     return {"messages": messages}
