@@ -21,9 +21,11 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import format_datetime, getaddresses, parseaddr
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.server import serve
 
 PREFIX = "/gmail/v1/users/me"
 ACCESS_TOKEN = "gmail-access-token"
@@ -118,21 +120,7 @@ class FakeGmail:
         self.page_size = 500
         self._ids = itertools.count(0x18C0FFEE0001)
         self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = serve(self._handle)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/gmail/v1"
 
     # --- what tests set up and read back ---------------------------------------------------------------------------

@@ -16,9 +16,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.server import serve
 
 EMAIL = "bot@example.com"
 API_TOKEN = "jira-api-token"
@@ -95,21 +97,7 @@ class FakeJira:
         self.requests: list[ReceivedRequest] = []
         self._ids = itertools.count(10001)
         self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake._handle(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._handle(self, "POST")
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = serve(self._handle)
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     # --- what tests set up and read back ---------------------------------------------------------------------------
