@@ -1,13 +1,16 @@
 """No N+1 in the engine: executing a step costs the same number of queries whatever the length of the flow.
 
 Steps run in this process, one ``task_run_execute`` call each, in real transactions (not the test's savepoints),
-with the broker left out (``send_steps`` does nothing): each call makes exactly the queries a worker's job makes for
-one step. The number is a baseline, like those of ``tests/test_query_counts.py``: a change that adds a query per step
-updates it on purpose; one that adds a query per step *of the flow* fails whatever the baseline. (On SQLite the count
-includes the ``BEGIN IMMEDIATE`` and ``COMMIT`` of the run lock; PostgreSQL reaches the same number.)
+with the broker left out (``send_steps`` does nothing), sharing one ``graphs`` cache as the steps of one job do:
+each call makes exactly the queries a worker makes for one step run in place. The first step of a job also reads
+the flow's shape (its edges, and how its steps are queued) and starts the run; the last one ends the run. The numbers
+are baselines, like those of ``tests/test_query_counts.py``: a change that adds a query per step updates them on
+purpose; one that adds a query per step *of the flow* fails whatever the baselines. (On SQLite the counts include the
+``BEGIN IMMEDIATE`` and ``COMMIT`` of the run lock; PostgreSQL reaches the same numbers.)
 """
 
 from collections.abc import Callable
+from uuid import UUID
 
 import pytest
 from django.db import connection
@@ -15,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import Organization, User
 from apps.runs.models import FlowRun
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.execution import RunGraph, flow_execute, task_run_execute
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -31,9 +34,10 @@ def _queries_per_step(owner: User, length: int) -> list[int]:
     flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
     next_step = flow_run.task_runs.get(task_operation_index=0).id
     counts = []
+    graphs: dict[UUID, RunGraph] = {}
     for _ in range(length):
         with CaptureQueriesContext(connection) as queries:
-            outcome = task_run_execute(task_run_id=next_step)
+            outcome = task_run_execute(task_run_id=next_step, graphs=graphs)
         counts.append(len(queries))
         if outcome.ready:
             (ready,) = outcome.ready
@@ -50,13 +54,20 @@ def run_chain(owner: User, organization: Organization, monkeypatch: pytest.Monke
     return lambda length: _queries_per_step(owner, length)
 
 
-# Claim, load, prepare (dependencies, upstream results, steps), record, then under the run's lock: end the step and
-# ready its successor. The last step saves the finished run instead of readying a successor, so it costs the same.
-QUERIES_PER_STEP = 16
+# Load and claim; the results of earlier steps; record the preparation; then under the run's lock: end the step, read
+# the steps' states, ready the successor. The first step also starts the run and reads the flow's shape (edges, then
+# queues); the last one readies nothing but reads the first failure (none), saves the finished run and reads its
+# request (is it about an entity, for a flow result?).
+QUERIES_PER_STEP = 10
+QUERIES_FIRST_STEP = QUERIES_PER_STEP + 3
+QUERIES_LAST_STEP = QUERIES_PER_STEP - 1 + 3
 
 
 def test_queries_per_step_do_not_grow_with_the_flow(run_chain: Callable[[int], list[int]]) -> None:
     short = run_chain(3)
     long = run_chain(10)
 
-    assert set(short) == set(long) == {QUERIES_PER_STEP}, (short, long)
+    for counts in (short, long):
+        assert counts[0] == QUERIES_FIRST_STEP, counts
+        assert set(counts[1:-1]) == {QUERIES_PER_STEP}, counts
+        assert counts[-1] == QUERIES_LAST_STEP, counts

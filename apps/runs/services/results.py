@@ -1,6 +1,7 @@
 """Flow results: the outcome kept per integration entity (a ticket, a mail), the latest being what clients read."""
 
 import json
+from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
@@ -57,7 +58,7 @@ def _as_text(result: Any) -> str:
     return result if isinstance(result, str) else json.dumps(result, ensure_ascii=False)
 
 
-def flow_result_finalize(*, flow_run: FlowRun, final_task_runs: list[TaskRun]) -> FlowResult | None:
+def flow_result_finalize(*, flow_run: FlowRun, final_task_runs: Iterable[TaskRun]) -> FlowResult | None:
     """At the end of a completed run about an entity that recorded no result yet: the final steps' outputs as text."""
     if integration_entity(flow_run.flow_request) is None or FlowResult.objects.filter(flow_run=flow_run).exists():
         return None
