@@ -1,7 +1,7 @@
 """No N+1 in the engine: executing a step costs the same number of queries whatever the length of the flow.
 
 Steps run in this process, one ``task_run_execute`` call each, in real transactions (not the test's savepoints),
-with the broker left out (``send_steps`` does nothing), sharing one ``graphs`` cache as the steps of one job do:
+with the broker left out (``send_steps`` does nothing), sharing one ``memories`` cache as the steps of one job do:
 each call makes exactly the queries a worker makes for one step run in place. The first step of a job also reads
 the flow's shape (its edges, and how its steps are queued) and starts the run; the last one ends the run. The numbers
 are baselines, like those of ``tests/test_query_counts.py``: a change that adds a query per step updates them on
@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import Organization, User
 from apps.runs.models import FlowRun
-from apps.runs.services.execution import RunGraph, flow_execute, task_run_execute
+from apps.runs.services.execution import RunMemory, flow_execute, task_run_execute
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -34,10 +34,10 @@ def _queries_per_step(owner: User, length: int) -> list[int]:
     flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
     next_step = flow_run.task_runs.get(task_operation_index=0).id
     counts = []
-    graphs: dict[UUID, RunGraph] = {}
+    memories: dict[UUID, RunMemory] = {}
     for _ in range(length):
         with CaptureQueriesContext(connection) as queries:
-            outcome = task_run_execute(task_run_id=next_step, graphs=graphs)
+            outcome = task_run_execute(task_run_id=next_step, memories=memories)
         counts.append(len(queries))
         if outcome.ready:
             (ready,) = outcome.ready
@@ -54,13 +54,14 @@ def run_chain(owner: User, organization: Organization, monkeypatch: pytest.Monke
     return lambda length: _queries_per_step(owner, length)
 
 
-# Load and claim; the results of earlier steps; record the preparation; then under the run's lock: end the step, read
-# the steps' states, ready the successor. The first step also starts the run and reads the flow's shape (edges, then
-# queues); the last one readies nothing but reads the first failure (none), saves the finished run and reads its
-# request (is it about an entity, for a flow result?).
-QUERIES_PER_STEP = 10
-QUERIES_FIRST_STEP = QUERIES_PER_STEP + 3
-QUERIES_LAST_STEP = QUERIES_PER_STEP - 1 + 3
+# Load and claim; then under the run's lock: end the step (with its preparation: a core step is recorded once), find
+# its successor pending, ready it. The earlier steps' results are in the job's memory. The first step also reads what
+# the job then keeps (the request, the task definition, the edges, how steps are queued) and starts the run; the last
+# one has no successor: it asks whether any step is still running (none), reads the first failure (none) and saves
+# the finished run.
+QUERIES_PER_STEP = 8
+QUERIES_FIRST_STEP = QUERIES_PER_STEP + 5
+QUERIES_LAST_STEP = QUERIES_PER_STEP - 2 + 3
 
 
 def test_queries_per_step_do_not_grow_with_the_flow(run_chain: Callable[[int], list[int]]) -> None:

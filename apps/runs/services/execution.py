@@ -56,8 +56,13 @@ class StepOutcome:
 # --- Creating runs -------------------------------------------------------------------------------------------------
 
 
+def time_limit(retry_policy: dict[str, Any]) -> int:
+    """A task's time limit in seconds, from its definition's retry policy."""
+    return int(retry_policy.get("time_limit_seconds", 60))
+
+
 def _time_limit(definition: TaskDefinition) -> int:
-    return int(definition.retry_policy.get("time_limit_seconds", 60))
+    return time_limit(definition.retry_policy)
 
 
 def ready_step(task_run: TaskRun) -> ReadyStep:
@@ -108,7 +113,7 @@ def flow_execute(
         ]
     )
     if not parks:
-        _send_on_commit(_ready_steps(flow_run, RunGraph(flow.id)))
+        _send_on_commit(_ready_steps(flow_run, RunMemory(flow_run)))
     return flow_run
 
 
@@ -117,14 +122,23 @@ def flow_execute(
 Edge = tuple[int, int]
 
 
-class RunGraph:
-    """The shape of a run's flow, read at most once per job however many of its steps the job runs: the edges, and
-    each step's queue and time limit (read only when a step is readied)."""
+class RunMemory:
+    """What a job reads of a run at most once, however many of the run's steps it runs: the flow's edges and order,
+    how each step is queued, the request, the task definitions, and the results of completed steps. None of it
+    changes while the job runs (a completed step's result is final); the steps' states are always read afresh."""
 
-    def __init__(self, flow_id: UUID) -> None:
-        self.flow_id = flow_id
+    def __init__(self, flow_run: FlowRun) -> None:
+        self.flow_run_id = flow_run.id
+        self.flow_id = flow_run.flow_id
+        self.flow_request_id = flow_run.flow_request_id
         self._edges: list[Edge] | None = None
+        self._predecessors: dict[int, list[int]] | None = None
+        self._successors: dict[int, list[int]] | None = None
+        self._order: list[int] | None = None
         self._queueing: dict[int, tuple[str, int]] | None = None
+        self._flow_request: FlowRequest | None = None
+        self._definitions: dict[UUID, TaskDefinition] = {}
+        self._results: dict[int, Any] = {}
 
     @property
     def edges(self) -> list[Edge]:
@@ -136,16 +150,69 @@ class RunGraph:
             )
         return self._edges
 
+    def predecessors(self, index: int) -> list[int]:
+        if self._predecessors is None:
+            self._predecessors = {}
+            for source, target in self.edges:
+                self._predecessors.setdefault(target, []).append(source)
+        return self._predecessors.get(index, [])
+
+    def successors(self, index: int) -> list[int]:
+        if self._successors is None:
+            self._successors = {}
+            for source, target in self.edges:
+                self._successors.setdefault(source, []).append(target)
+        return self._successors.get(index, [])
+
     def ready_step(self, index: int, task_run_id: UUID) -> ReadyStep:
         if self._queueing is None:
             operations = TaskOperation.objects.filter(flow_id=self.flow_id).values_list(
                 "index", "task_definition__integration__short_name", "task_definition__retry_policy"
             )
             self._queueing = {
-                index: (queue_for(integration), int(policy.get("time_limit_seconds", 60)))
-                for index, integration, policy in operations
+                index: (queue_for(integration), time_limit(policy)) for index, integration, policy in operations
             }
         return ReadyStep(task_run_id, *self._queueing[index])
+
+    @property
+    def flow_request(self) -> FlowRequest:
+        if self._flow_request is None:
+            self._flow_request = FlowRequest.objects.get(id=self.flow_request_id)
+        return self._flow_request
+
+    def definition(self, definition_id: UUID) -> TaskDefinition:
+        if definition_id not in self._definitions:
+            self._definitions[definition_id] = TaskDefinition.objects.select_related("integration").get(
+                id=definition_id
+            )
+        return self._definitions[definition_id]
+
+    def upstream(self, index: int) -> tuple[dict[int, Any], list[int], list[int]]:
+        """The step's ancestors' results (read once each), its direct predecessors, and its ancestors nearest first
+        (in the flow's topological order)."""
+        ancestors: set[int] = set()
+        stack = [index]
+        while stack:
+            for source in self.predecessors(stack.pop()):
+                if source not in ancestors:
+                    ancestors.add(source)
+                    stack.append(source)
+        missing = ancestors - self._results.keys()
+        if missing:
+            self._results.update(
+                TaskRun.objects.filter(
+                    flow_run_id=self.flow_run_id, task_operation_index__in=missing, status=Status.COMPLETED
+                ).values_list("task_operation_index", "result")
+            )
+        if self._order is None:
+            nodes = {node for edge in self.edges for node in edge}
+            self._order, _ = topological_order(1 + max(nodes, default=index), self.edges)
+        results = {ancestor: self._results[ancestor] for ancestor in ancestors if ancestor in self._results}
+        nearest_first = [node for node in reversed(self._order) if node in results]
+        return results, sorted(self.predecessors(index)), nearest_first
+
+    def remember(self, index: int, result: Any) -> None:
+        self._results[index] = result
 
 
 def _descendants(edges: Iterable[Edge], roots: Iterable[int]) -> set[int]:
@@ -162,14 +229,14 @@ def _descendants(edges: Iterable[Edge], roots: Iterable[int]) -> set[int]:
     return found
 
 
-def _ready_steps(flow_run: FlowRun, graph: RunGraph) -> list[ReadyStep]:
+def _ready_steps(flow_run: FlowRun, memory: RunMemory) -> list[ReadyStep]:
     """Marks the run's runnable steps as queued and returns them; call with the run's row locked.
 
     Runnable: pending, not queued yet, every predecessor completed. Pending steps below a failed step are skipped.
     When every step has ended, the run ends too. This runs once per step, and a run may have thousands of steps: it
     reads each step's index, id, status and whether it is queued (no JSON, no joins).
     """
-    edges = graph.edges
+    edges = memory.edges
     rows = flow_run.task_runs.annotate(
         queued=ExpressionWrapper(Q(enqueued_at__isnull=False), output_field=BooleanField())
     ).values_list("task_operation_index", "id", "status", "queued")
@@ -188,10 +255,40 @@ def _ready_steps(flow_run: FlowRun, graph: RunGraph) -> list[ReadyStep]:
     ready = sorted(waiting - blocked)
     if ready:
         flow_run.task_runs.filter(task_operation_index__in=ready).update(enqueued_at=timezone.now())
-        return [graph.ready_step(index, ids[index]) for index in ready]
+        return [memory.ready_step(index, ids[index]) for index in ready]
     if all(value in TaskRun.TERMINAL for value in status.values()):
         _finish(flow_run, edges)
     return []
+
+
+def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int) -> list[ReadyStep]:
+    """``_ready_steps`` once step ``completed`` has completed, reading only what that can have changed: which of its
+    successors now have every predecessor completed (by index), and, when it has none, whether every step has ended.
+    A fan-out's join is then one query of indices per branch, not a read of the whole run."""
+    successors = memory.successors(completed)
+    if not successors:
+        if not flow_run.task_runs.exclude(status__in=TaskRun.TERMINAL).exists():
+            _finish(flow_run, memory.edges)
+        return []
+    others = {source for successor in successors for source in memory.predecessors(successor)} - {completed}
+    done = {completed}
+    if others:
+        done.update(
+            flow_run.task_runs.filter(task_operation_index__in=others, status=Status.COMPLETED).values_list(
+                "task_operation_index", flat=True
+            )
+        )
+    candidates = [successor for successor in successors if done.issuperset(memory.predecessors(successor))]
+    if not candidates:
+        return []
+    ready = dict(
+        flow_run.task_runs.filter(
+            task_operation_index__in=candidates, status=Status.PENDING, enqueued_at__isnull=True
+        ).values_list("task_operation_index", "id")
+    )
+    if ready:
+        flow_run.task_runs.filter(id__in=ready.values()).update(enqueued_at=timezone.now())
+    return [memory.ready_step(index, ready[index]) for index in sorted(ready)]
 
 
 def _finish(flow_run: FlowRun, edges: list[Edge]) -> None:
@@ -214,7 +311,7 @@ def flow_run_advance(*, flow_run_id: UUID) -> list[ReadyStep]:
         flow_run = FlowRun.objects.select_for_update().get(id=flow_run_id)
         if flow_run.status in FlowRun.TERMINAL:
             return []
-        return _ready_steps(flow_run, RunGraph(flow_run.flow_id))
+        return _ready_steps(flow_run, RunMemory(flow_run))
 
 
 # --- Executing one step ----------------------------------------------------------------------------------------------
@@ -229,29 +326,32 @@ def _lease(definition: TaskDefinition, *, preparing: bool = False) -> Any:
     return timezone.now() + timedelta(seconds=seconds)
 
 
-def _claim(task_run_id: UUID) -> TaskRun | None:
+def _claim(task_run_id: UUID, memories: dict[UUID, RunMemory]) -> tuple[TaskRun, RunMemory] | None:
     """pending -> preparing, atomically; None when another job has it or it is no longer pending.
 
-    The step is read first, without a lock, for what its lease depends on; the conditional UPDATE then decides.
+    The step is read first, without a lock, for what its lease depends on; the conditional UPDATE then decides. The
+    step comes with its run's memory (``memories`` holds those of the job), and its operation with its definition.
     """
     pending = (
-        TaskRun.objects.select_related(
-            "flow_run__flow_request", "flow_run__organization", "task_operation__task_definition__integration"
-        )
-        .defer("result", "task_prep_prompt")
+        TaskRun.objects.select_related("flow_run__organization", "task_operation")
+        .defer("result", "task_prep_prompt", "task_prep_answer")
         .filter(id=task_run_id, status=Status.PENDING)
     )
     task_run = next(iter(pending), None)  # not first(): an ORDER BY for one row by its key
     if task_run is None:
         return None
+    flow_run = task_run.flow_run
+    memory = memories.setdefault(flow_run.id, RunMemory(flow_run))
+    flow_run.flow_request = memory.flow_request
     operation = task_run.task_operation
     now = timezone.now()
     if operation is None:
         lease = now + timedelta(seconds=settings.NEENA_STEP_LEASE_GRACE_SECONDS)
     else:
+        operation.task_definition = memory.definition(operation.task_definition_id)
         lease = _lease(operation.task_definition, preparing=not task_run.approved_at)
     claimed = _move(task_run, Status.PENDING, status=Status.PREPARING, start_time=now, lease_expires_at=lease)
-    return task_run if claimed else None
+    return (task_run, memory) if claimed else None
 
 
 def _move(task_run: TaskRun, from_status: str, **changes: Any) -> bool:
@@ -263,22 +363,15 @@ def _move(task_run: TaskRun, from_status: str, **changes: Any) -> bool:
     return bool(moved)
 
 
-def _step_inputs(task_run: TaskRun, edges: list[Edge]) -> StepInputs:
-    completed = dict(
-        TaskRun.objects.filter(flow_run_id=task_run.flow_run_id, status=Status.COMPLETED).values_list(
-            "task_operation_index", "result"
-        )
-    )
-    index = task_run.task_operation_index
-    # Steps outside the edges that have not run take no part in the order of those before this one.
-    order, _ = topological_order(1 + max([index, *completed, *(node for edge in edges for node in edge)]), edges)
+def _step_inputs(task_run: TaskRun, memory: RunMemory) -> StepInputs:
+    results, direct_predecessors, nearest_first = memory.upstream(task_run.task_operation_index)
     return StepInputs(
         operation=task_run.task_operation,  # type: ignore[arg-type]
         definition=task_run.task_operation.task_definition,  # type: ignore[union-attr]
-        flow_request=task_run.flow_run.flow_request,
-        upstream_results=completed,
-        direct_predecessors=sorted(source for source, target in edges if target == index),
-        nearest_first=[earlier for earlier in reversed(order[: order.index(index)]) if earlier in completed],
+        flow_request=memory.flow_request,
+        upstream_results=results,
+        direct_predecessors=direct_predecessors,
+        nearest_first=nearest_first,
     )
 
 
@@ -294,7 +387,7 @@ def _capped(result: dict[str, Any]) -> dict[str, Any]:
     return {"truncated": True, "size_bytes": len(encoded.encode()), "preview": encoded[:2000]}
 
 
-def _end_step(task_run: TaskRun, graph: RunGraph, from_status: str, **changes: Any) -> list[ReadyStep]:
+def _end_step(task_run: TaskRun, memory: RunMemory, from_status: str, **changes: Any) -> list[ReadyStep]:
     """Records the step's end and readies its successors, under the run's lock."""
     with transaction.atomic():
         flow_run = FlowRun.objects.select_for_update().only(*_RUN_STATE).get(id=task_run.flow_run_id)
@@ -305,7 +398,11 @@ def _end_step(task_run: TaskRun, graph: RunGraph, from_status: str, **changes: A
         if flow_run.status == RunStatus.PENDING:
             flow_run.status = RunStatus.IN_PROGRESS
             flow_run.save(update_fields=["status", "modified_date"])
-        return _ready_steps(flow_run, graph)
+        flow_run.flow_request = memory.flow_request
+        if changes.get("status") == Status.COMPLETED:
+            memory.remember(task_run.task_operation_index, changes["result"])
+            return _ready_after(flow_run, memory, task_run.task_operation_index)
+        return _ready_steps(flow_run, memory)
 
 
 def _park(task_run: TaskRun, **changes: Any) -> None:
@@ -330,20 +427,20 @@ def _retry_delay(definition: TaskDefinition, attempt: int, retry_after: float | 
     return random.uniform(0, base * 2**attempt)  # noqa: S311 - jitter, not cryptography
 
 
-def task_run_execute(*, task_run_id: UUID, graphs: dict[UUID, RunGraph] | None = None) -> StepOutcome:
+def task_run_execute(*, task_run_id: UUID, memories: dict[UUID, RunMemory] | None = None) -> StepOutcome:
     """Runs one step: claim, prepare, maybe park for approval, call the integration, record, advance.
 
     Idempotent: a step that is not pending (done, running elsewhere, waiting for approval) is left alone. A job that
-    runs several steps passes the same ``graphs`` to each call, so each flow's shape is read once per job.
+    runs several steps passes the same ``memories`` to each call, so it reads what does not change once per run.
     """
-    task_run = _claim(task_run_id)
-    if task_run is None:
+    claimed = _claim(task_run_id, memories if memories is not None else {})
+    if claimed is None:
         return StepOutcome()
+    task_run, memory = claimed
     flow_run = task_run.flow_run
-    graph = (graphs if graphs is not None else {}).setdefault(flow_run.flow_id, RunGraph(flow_run.flow_id))
 
     def end(from_status: str, **changes: Any) -> StepOutcome:
-        return StepOutcome(ready=_end_step(task_run, graph, from_status, **changes))
+        return StepOutcome(ready=_end_step(task_run, memory, from_status, **changes))
 
     if task_run.task_operation is None:
         return end(Status.PREPARING, status=Status.FAILED, error="Step removed.")
@@ -356,12 +453,12 @@ def task_run_execute(*, task_run_id: UUID, graphs: dict[UUID, RunGraph] | None =
             status=RunStatus.IN_PROGRESS, modified_date=timezone.now()
         )
 
-    running = {"status": Status.IN_PROGRESS, "lease_expires_at": _lease(definition)}
+    prepared: dict[str, Any] = {}
     if task_run.approved_at:
         values = {parameter["name"]: parameter["value"] for parameter in task_run.task_prep_answer["parameters"]}
     else:
         try:
-            preparation = step_prepare_configured(_step_inputs(task_run, graph.edges))
+            preparation = step_prepare_configured(_step_inputs(task_run, memory))
         except SoftTimeLimitExceeded:
             message = f"Preparing the step took longer than its time limit of {_time_limit(definition)} seconds."
             return end(Status.PREPARING, status=Status.FAILED, error=message)
@@ -377,11 +474,23 @@ def task_run_execute(*, task_run_id: UUID, graphs: dict[UUID, RunGraph] | None =
         if _needs_approval(task_run, definition):
             _park(task_run, **prepared)
             return StepOutcome()
-        running.update(prepared)
         values = preparation.values
 
-    if not _move(task_run, Status.PREPARING, **running):
-        return StepOutcome()
+    if queue_for(definition.integration.short_name) == settings.NEENA_ORCHESTRATION_QUEUE:
+        # A core step's call is local and bounded by the lease it was claimed with: its preparation is recorded with
+        # its outcome, in one write.
+        since = Status.PREPARING
+    else:
+        # Before calling a service, the step says so (in progress) and takes a lease for the call's time limit.
+        if not _move(
+            task_run, Status.PREPARING, status=Status.IN_PROGRESS, lease_expires_at=_lease(definition), **prepared
+        ):
+            return StepOutcome()
+        since, prepared = Status.IN_PROGRESS, {}
+
+    def outcome(**changes: Any) -> StepOutcome:
+        return end(since, **prepared, **changes)
+
     try:
         credential = credential_for_step(
             organization_id=flow_run.organization_id,
@@ -389,44 +498,48 @@ def task_run_execute(*, task_run_id: UUID, graphs: dict[UUID, RunGraph] | None =
             triggered_by=flow_run.triggered_by,
         )
     except TaskError as error:
-        return end(Status.IN_PROGRESS, status=Status.FAILED, error=str(error))
+        return outcome(status=Status.FAILED, error=str(error))
     context = TaskContext(
         organization_id=flow_run.organization_id,
         flow_run_id=flow_run.id,
         flow_request_id=flow_run.flow_request_id,
         task_run_id=task_run.id,
         idempotency_key=f"{task_run.id}:{task_run.attempt}",
-        integration_entity=integration_entity(flow_run.flow_request),
+        integration_entity=integration_entity(memory.flow_request),
         credential=credential,
         time_limit_seconds=_time_limit(definition),
     )
     try:
         result = task_call(definition, context, values)
     except TransientTaskError as error:
-        return _retry_or_fail(task_run, definition, error, end)
+        return _retry_or_fail(task_run, definition, error, since, outcome)
     except SoftTimeLimitExceeded:
         message = f"The step took longer than its time limit of {_time_limit(definition)} seconds."
-        return end(Status.IN_PROGRESS, status=Status.FAILED, error=message)
+        return outcome(status=Status.FAILED, error=message)
     except TaskError as error:
-        return end(Status.IN_PROGRESS, status=Status.FAILED, error=str(error))
+        return outcome(status=Status.FAILED, error=str(error))
     except Exception as error:
         logger.exception("Task %s crashed in step %s", definition.python_method_name, task_run.id)
         message = f"Unexpected error in '{definition.task_name}': {type(error).__name__}: {error}"
-        return end(Status.IN_PROGRESS, status=Status.FAILED, error=message)
-    return end(Status.IN_PROGRESS, status=Status.COMPLETED, result=_capped(result), error="")
+        return outcome(status=Status.FAILED, error=message)
+    return outcome(status=Status.COMPLETED, result=_capped(result), error="")
 
 
 def _retry_or_fail(
-    task_run: TaskRun, definition: TaskDefinition, error: TransientTaskError, end: Callable[..., StepOutcome]
+    task_run: TaskRun,
+    definition: TaskDefinition,
+    error: TransientTaskError,
+    since: str,
+    outcome: Callable[..., StepOutcome],
 ) -> StepOutcome:
     max_retries = int(definition.retry_policy.get("max_retries", 3))
     if task_run.attempt >= max_retries:
         message = f"{error} (gave up after {task_run.attempt + 1} attempts)"
-        return end(Status.IN_PROGRESS, status=Status.FAILED, error=message)
+        return outcome(status=Status.FAILED, error=message)
     delay = _retry_delay(definition, task_run.attempt, error.retry_after)
     if not _move(
         task_run,
-        Status.IN_PROGRESS,
+        since,
         status=Status.PENDING,
         attempt=task_run.attempt + 1,
         error=f"Retrying after: {error}",
@@ -449,9 +562,9 @@ def task_runs_execute(*, task_run_ids: list[UUID], time_limit_seconds: float) ->
     started = time.monotonic()
     here: deque[UUID] = deque(task_run_ids)
     budget = settings.NEENA_INLINE_STEP_LIMIT
-    graphs: dict[UUID, RunGraph] = {}
+    memories: dict[UUID, RunMemory] = {}
     while here:
-        outcome = task_run_execute(task_run_id=here.popleft(), graphs=graphs)
+        outcome = task_run_execute(task_run_id=here.popleft(), memories=memories)
         if outcome.retry:
             send_steps([outcome.retry], countdown=outcome.retry_in)
         elsewhere = []
