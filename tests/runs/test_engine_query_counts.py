@@ -18,21 +18,26 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import Organization, User
 from apps.runs.models import FlowRun
-from apps.runs.services.execution import RunMemory, flow_execute, task_run_execute
+from apps.runs.services.execution import RunMemory, flow_execute, task_run_execute, task_runs_execute
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _queries_per_step(owner: User, length: int) -> list[int]:
-    """Runs a chain of ``length`` Format Text steps step by step; the number of queries of each step, in order."""
+def _start_chain(owner: User, length: int) -> tuple[FlowRun, UUID]:
+    """A run of a chain of ``length`` Format Text steps, and its first step's id."""
     flow = make_flow(
         owner,
         [step(index, "Format Text", template=f"line {index}") for index in range(length)],
         [(index, index + 1) for index in range(length - 1)],
     )
     flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
-    next_step = flow_run.task_runs.get(task_operation_index=0).id
+    return flow_run, flow_run.task_runs.get(task_operation_index=0).id
+
+
+def _queries_per_step(owner: User, length: int) -> list[int]:
+    """Runs a chain step by step, each step as if sent to the job that runs it; the number of queries of each step."""
+    flow_run, next_step = _start_chain(owner, length)
     counts = []
     memories: dict[UUID, RunMemory] = {}
     for _ in range(length):
@@ -45,6 +50,16 @@ def _queries_per_step(owner: User, length: int) -> list[int]:
     flow_run.refresh_from_db()
     assert flow_run.status == FlowRun.Status.COMPLETED, flow_run.status_reason
     return counts
+
+
+def _queries_of_one_job(owner: User, length: int) -> int:
+    """Runs a chain as one job does, each step running the next in place; the number of queries of the whole job."""
+    flow_run, first_step = _start_chain(owner, length)
+    with CaptureQueriesContext(connection) as queries:
+        task_runs_execute(task_run_ids=[first_step], time_limit_seconds=600)
+    flow_run.refresh_from_db()
+    assert flow_run.status == FlowRun.Status.COMPLETED, flow_run.status_reason
+    return len(queries)
 
 
 @pytest.fixture
@@ -72,3 +87,22 @@ def test_queries_per_step_do_not_grow_with_the_flow(run_chain: Callable[[int], l
         assert counts[0] == QUERIES_FIRST_STEP, counts
         assert set(counts[1:-1]) == {QUERIES_PER_STEP}, counts
         assert counts[-1] == QUERIES_LAST_STEP, counts
+
+
+# A step run in place was claimed by the write that readied it: under the run's lock it ends, finds its successor
+# pending and claims it. Nothing else: the job remembers the rest.
+QUERIES_PER_STEP_IN_PLACE = 6
+# The last step, claimed in place too, skips the claim (read and write) a step sent to its own job makes.
+QUERIES_OF_A_THREE_STEP_JOB = QUERIES_FIRST_STEP + QUERIES_PER_STEP_IN_PLACE + (QUERIES_LAST_STEP - 2)
+
+
+def test_steps_run_in_place_cost_a_fixed_number_of_queries(
+    owner: User, organization: Organization, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps, **options: None)
+    short = _queries_of_one_job(owner, 3)
+    long = _queries_of_one_job(owner, 10)
+
+    assert long - short == (10 - 3) * QUERIES_PER_STEP_IN_PLACE
+    assert short == QUERIES_OF_A_THREE_STEP_JOB

@@ -41,14 +41,18 @@ Status = TaskRun.Status
 RunStatus = FlowRun.Status
 
 # What the engine reads of a run it locks to advance it (the request and its metadata are loaded only when it ends).
-_RUN_STATE = ("id", "status", "flow_id", "flow_request_id", "organization_id")
+_RUN_STATE = ("id", "status", "flow_id", "flow_request_id", "organization_id", "triggered_by")
+# What a step's outputs hold: never read to run it (an approved step reads its prepared answer when it resumes).
+_STEP_OUTPUTS = ("result", "task_prep_prompt", "task_prep_answer")
 
 
 @dataclass
 class StepOutcome:
-    """What a job leaves to do: steps now ready to run, and a retry of this one after ``retry_in`` seconds."""
+    """What a job leaves to do: steps now ready to be queued, steps readied and already claimed for this job to run
+    next (``claimed``), and a retry of this one after ``retry_in`` seconds."""
 
     ready: list[ReadyStep] = field(default_factory=list)
+    claimed: list[TaskRun] = field(default_factory=list)
     retry: ReadyStep | None = None
     retry_in: float = 0.0
 
@@ -131,12 +135,14 @@ class RunMemory:
         self.flow_run_id = flow_run.id
         self.flow_id = flow_run.flow_id
         self.flow_request_id = flow_run.flow_request_id
+        self.organization_id = flow_run.organization_id
         self._edges: list[Edge] | None = None
         self._predecessors: dict[int, list[int]] | None = None
         self._successors: dict[int, list[int]] | None = None
         self._order: list[int] | None = None
         self._queueing: dict[int, tuple[str, int]] | None = None
         self._flow_request: FlowRequest | None = None
+        self._organization: Organization | None = None
         self._definitions: dict[UUID, TaskDefinition] = {}
         self._results: dict[int, Any] = {}
 
@@ -179,6 +185,16 @@ class RunMemory:
         if self._flow_request is None:
             self._flow_request = FlowRequest.objects.get(id=self.flow_request_id)
         return self._flow_request
+
+    @property
+    def organization(self) -> Organization:
+        if self._organization is None:
+            self._organization = Organization.objects.get(id=self.organization_id)
+        return self._organization
+
+    @organization.setter
+    def organization(self, organization: Organization) -> None:
+        self._organization = organization
 
     def definition(self, definition_id: UUID) -> TaskDefinition:
         if definition_id not in self._definitions:
@@ -261,15 +277,19 @@ def _ready_steps(flow_run: FlowRun, memory: RunMemory) -> list[ReadyStep]:
     return []
 
 
-def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int) -> list[ReadyStep]:
+def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim: int) -> StepOutcome:
     """``_ready_steps`` once step ``completed`` has completed, reading only what that can have changed: which of its
     successors now have every predecessor completed (by index), and, when it has none, whether every step has ended.
-    A fan-out's join is then one query of indices per branch, not a read of the whole run."""
+    A fan-out's join is then one query of indices per branch, not a read of the whole run.
+
+    Up to ``may_claim`` readied ``core`` steps are claimed at once for the caller to run next (in ``claimed``): the
+    write that readies them claims them, so running a step in place costs no claim of its own.
+    """
     successors = memory.successors(completed)
     if not successors:
         if not flow_run.task_runs.exclude(status__in=TaskRun.TERMINAL).exists():
             _finish(flow_run, memory.edges)
-        return []
+        return StepOutcome()
     others = {source for successor in successors for source in memory.predecessors(successor)} - {completed}
     done = {completed}
     if others:
@@ -280,15 +300,27 @@ def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int) -> list[R
         )
     candidates = [successor for successor in successors if done.issuperset(memory.predecessors(successor))]
     if not candidates:
-        return []
-    ready = dict(
-        flow_run.task_runs.filter(
-            task_operation_index__in=candidates, status=Status.PENDING, enqueued_at__isnull=True
-        ).values_list("task_operation_index", "id")
+        return StepOutcome()
+    ready = list(
+        flow_run.task_runs.select_related("task_operation")
+        .defer(*_STEP_OUTPUTS)
+        .filter(task_operation_index__in=candidates, status=Status.PENDING, enqueued_at__isnull=True)
+        .order_by("task_operation_index")
     )
-    if ready:
-        flow_run.task_runs.filter(id__in=ready.values()).update(enqueued_at=timezone.now())
-    return [memory.ready_step(index, ready[index]) for index in sorted(ready)]
+    steps = [memory.ready_step(task_run.task_operation_index, task_run.id) for task_run in ready]
+    here = [
+        task_run
+        for task_run, step in zip(ready, steps, strict=True)
+        if step.queue == settings.NEENA_ORCHESTRATION_QUEUE and task_run.task_operation is not None
+    ][: max(0, may_claim)]
+    now = timezone.now()
+    flow_run.task_runs.filter(id__in=[task_run.id for task_run in ready if task_run not in here]).update(
+        enqueued_at=now
+    )
+    for task_run in here:
+        task_run.flow_run = flow_run
+        _claimed(task_run, memory, enqueued_at=now)
+    return StepOutcome(ready=[step for step in steps if step.task_run_id not in {t.id for t in here}], claimed=here)
 
 
 def _finish(flow_run: FlowRun, edges: list[Edge]) -> None:
@@ -334,15 +366,22 @@ def _claim(task_run_id: UUID, memories: dict[UUID, RunMemory]) -> tuple[TaskRun,
     """
     pending = (
         TaskRun.objects.select_related("flow_run__organization", "task_operation")
-        .defer("result", "task_prep_prompt", "task_prep_answer")
+        .defer(*_STEP_OUTPUTS)
         .filter(id=task_run_id, status=Status.PENDING)
     )
     task_run = next(iter(pending), None)  # not first(): an ORDER BY for one row by its key
     if task_run is None:
         return None
-    flow_run = task_run.flow_run
-    memory = memories.setdefault(flow_run.id, RunMemory(flow_run))
-    flow_run.flow_request = memory.flow_request
+    memory = memories.setdefault(task_run.flow_run_id, RunMemory(task_run.flow_run))
+    memory.organization = task_run.flow_run.organization
+    return (task_run, memory) if _claimed(task_run, memory) else None
+
+
+def _claimed(task_run: TaskRun, memory: RunMemory, **changes: Any) -> bool:
+    """The claim itself: pending -> preparing with the lease the step's definition asks for, if still pending. Also
+    gives the step's run and operation what the job remembers (request, organization, definition)."""
+    task_run.flow_run.flow_request = memory.flow_request
+    task_run.flow_run.organization = memory.organization
     operation = task_run.task_operation
     now = timezone.now()
     if operation is None:
@@ -350,8 +389,7 @@ def _claim(task_run_id: UUID, memories: dict[UUID, RunMemory]) -> tuple[TaskRun,
     else:
         operation.task_definition = memory.definition(operation.task_definition_id)
         lease = _lease(operation.task_definition, preparing=not task_run.approved_at)
-    claimed = _move(task_run, Status.PENDING, status=Status.PREPARING, start_time=now, lease_expires_at=lease)
-    return (task_run, memory) if claimed else None
+    return _move(task_run, Status.PENDING, status=Status.PREPARING, start_time=now, lease_expires_at=lease, **changes)
 
 
 def _move(task_run: TaskRun, from_status: str, **changes: Any) -> bool:
@@ -387,22 +425,25 @@ def _capped(result: dict[str, Any]) -> dict[str, Any]:
     return {"truncated": True, "size_bytes": len(encoded.encode()), "preview": encoded[:2000]}
 
 
-def _end_step(task_run: TaskRun, memory: RunMemory, from_status: str, **changes: Any) -> list[ReadyStep]:
-    """Records the step's end and readies its successors, under the run's lock."""
+def _end_step(
+    task_run: TaskRun, memory: RunMemory, from_status: str, *, may_claim: int = 0, **changes: Any
+) -> StepOutcome:
+    """Records the step's end and readies its successors (claiming up to ``may_claim`` of them for this job), under
+    the run's lock."""
     with transaction.atomic():
         flow_run = FlowRun.objects.select_for_update().only(*_RUN_STATE).get(id=task_run.flow_run_id)
         if not _move(task_run, from_status, end_time=timezone.now(), lease_expires_at=None, **changes):
-            return []
+            return StepOutcome()
         if flow_run.status in FlowRun.TERMINAL:
-            return []
+            return StepOutcome()
         if flow_run.status == RunStatus.PENDING:
             flow_run.status = RunStatus.IN_PROGRESS
             flow_run.save(update_fields=["status", "modified_date"])
         flow_run.flow_request = memory.flow_request
         if changes.get("status") == Status.COMPLETED:
             memory.remember(task_run.task_operation_index, changes["result"])
-            return _ready_after(flow_run, memory, task_run.task_operation_index)
-        return _ready_steps(flow_run, memory)
+            return _ready_after(flow_run, memory, task_run.task_operation_index, may_claim)
+        return StepOutcome(ready=_ready_steps(flow_run, memory))
 
 
 def _park(task_run: TaskRun, **changes: Any) -> None:
@@ -427,20 +468,28 @@ def _retry_delay(definition: TaskDefinition, attempt: int, retry_after: float | 
     return random.uniform(0, base * 2**attempt)  # noqa: S311 - jitter, not cryptography
 
 
-def task_run_execute(*, task_run_id: UUID, memories: dict[UUID, RunMemory] | None = None) -> StepOutcome:
+def task_run_execute(
+    *, task_run_id: UUID, memories: dict[UUID, RunMemory] | None = None, may_claim: int = 0
+) -> StepOutcome:
     """Runs one step: claim, prepare, maybe park for approval, call the integration, record, advance.
 
     Idempotent: a step that is not pending (done, running elsewhere, waiting for approval) is left alone. A job that
-    runs several steps passes the same ``memories`` to each call, so it reads what does not change once per run.
+    runs several steps passes the same ``memories`` to each call, so it reads what does not change once per run, and
+    lets the step claim up to ``may_claim`` of the core steps it readies, to run them next (``_run_claimed``).
     """
     claimed = _claim(task_run_id, memories if memories is not None else {})
     if claimed is None:
         return StepOutcome()
     task_run, memory = claimed
+    return _run_claimed(task_run, memory, may_claim)
+
+
+def _run_claimed(task_run: TaskRun, memory: RunMemory, may_claim: int) -> StepOutcome:
+    """Runs a claimed step (``preparing``), up to recording its end."""
     flow_run = task_run.flow_run
 
     def end(from_status: str, **changes: Any) -> StepOutcome:
-        return StepOutcome(ready=_end_step(task_run, memory, from_status, **changes))
+        return _end_step(task_run, memory, from_status, may_claim=may_claim, **changes)
 
     if task_run.task_operation is None:
         return end(Status.PREPARING, status=Status.FAILED, error="Step removed.")
@@ -551,34 +600,36 @@ def _retry_or_fail(
 
 
 def task_runs_execute(*, task_run_ids: list[UUID], time_limit_seconds: float) -> None:
-    """A job's work: runs its steps one after the other, then the ``core`` steps they ready, in place, and queues the
-    rest (see ``apps.runs.queueing``).
+    """A job's work: runs its steps one after the other, and the ``core`` steps they ready, in place; queues the rest
+    (see ``apps.runs.queueing``).
 
-    Running a readied step here instead of queueing it saves a broker round trip per step; it is safe because every
-    step is claimed atomically whoever runs it. In place runs at most NEENA_INLINE_STEP_LIMIT readied steps, and nothing
-    starts after half the job's time limit: what is left is queued. Steps calling external services always go
-    through their queue, so they get their own time limit and worker pool.
+    Running a readied step here instead of queueing it saves a broker round trip and a claim per step: the write that
+    readies it claims it for this job. In place runs at most NEENA_INLINE_STEP_LIMIT readied steps, and none is claimed
+    after half the job's time limit: the job's steps not started by then are queued again. Steps calling external
+    services always go through their queue, so they get their own time limit and worker pool.
     """
     started = time.monotonic()
-    here: deque[UUID] = deque(task_run_ids)
+    assigned: deque[UUID] = deque(task_run_ids)
+    claimed: deque[TaskRun] = deque()
     budget = settings.NEENA_INLINE_STEP_LIMIT
     memories: dict[UUID, RunMemory] = {}
-    while here:
-        outcome = task_run_execute(task_run_id=here.popleft(), memories=memories)
+    while claimed or assigned:
+        in_time = time.monotonic() - started <= time_limit_seconds / 2
+        may_claim = budget if in_time else 0
+        if claimed:
+            task_run = claimed.popleft()
+            outcome = _run_claimed(task_run, memories[task_run.flow_run_id], may_claim)
+        elif in_time or len(assigned) == len(task_run_ids):
+            outcome = task_run_execute(task_run_id=assigned.popleft(), memories=memories, may_claim=may_claim)
+        else:
+            limit = int(time_limit_seconds)
+            send_steps([ReadyStep(task_run_id, settings.NEENA_ORCHESTRATION_QUEUE, limit) for task_run_id in assigned])
+            return
+        budget -= len(outcome.claimed)
+        claimed.extend(outcome.claimed)
         if outcome.retry:
             send_steps([outcome.retry], countdown=outcome.retry_in)
-        elsewhere = []
-        for step in outcome.ready:
-            if step.queue == settings.NEENA_ORCHESTRATION_QUEUE and budget > 0:
-                here.append(step.task_run_id)
-                budget -= 1
-            else:
-                elsewhere.append(step)
-        send_steps(elsewhere)
-        if here and time.monotonic() - started > time_limit_seconds / 2:
-            limit = int(time_limit_seconds)
-            send_steps([ReadyStep(task_run_id, settings.NEENA_ORCHESTRATION_QUEUE, limit) for task_run_id in here])
-            return
+        send_steps(outcome.ready)
 
 
 def ready_steps_send(steps: list[ReadyStep]) -> None:
