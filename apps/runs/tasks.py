@@ -28,4 +28,5 @@ def sweep_runs() -> dict[str, int]:
         "requeued_dead": report.requeued_dead,
         "requeued_lost": report.requeued_lost,
         "approvals_decided": report.approvals_decided,
+        "advanced_stalled": report.advanced_stalled,
     }

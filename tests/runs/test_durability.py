@@ -1,4 +1,5 @@
-"""Failure drills for the engine: a worker killed mid-run, a lost message, a concurrent approve and reject.
+"""Failure drills for the engine: a worker killed mid-run, a lost message, a worker dying between a step's end and
+the next steps, a concurrent approve and reject.
 
 After each, the run finishes, every step ran to completion once, and no side effect happened twice.
 """
@@ -93,6 +94,44 @@ def test_lost_message_is_sent_again_by_the_sweeper(owner, organization, monkeypa
     report = runs_sweep(now=timezone.now() + timedelta(seconds=settings.NEENA_REQUEUE_AFTER_SECONDS + 1))
     assert report.requeued_lost == 1
     wait_for(lambda: FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.COMPLETED, timeout=30)
+
+
+class _WorkerDied(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the engine catches it."""
+
+
+@pytest.mark.parametrize("shape", ["chain", "join"])
+@pytest.mark.usefixtures("celery_worker")
+def test_a_worker_dying_between_a_step_end_and_the_next_steps_is_caught_by_the_sweeper(
+    owner, organization, monkeypatch, shape
+):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    steps = [step(index, "Format Text", template=f"line {index}") for index in range(3)]
+    edges = [(0, 1), (1, 2)] if shape == "chain" else [(0, 2), (1, 2)]
+    flow = make_flow(owner, steps, edges)
+    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
+    step_of = {task_run.task_operation_index: task_run.id for task_run in TaskRun.objects.filter(flow_run=flow_run)}
+    if shape == "join":
+        task_run_execute(task_run_id=step_of[1])
+    # Step 0's end is committed; the worker dies before readying what comes next.
+    monkeypatch.setattr("apps.runs.services.execution._ready_after", _die)
+    with pytest.raises(_WorkerDied):
+        task_run_execute(task_run_id=step_of[0])
+    monkeypatch.undo()
+    assert TaskRun.objects.get(id=step_of[0]).status == TaskRun.Status.COMPLETED
+    assert TaskRun.objects.get(id=step_of[2]).enqueued_at is None
+
+    assert runs_sweep().advanced_stalled == 0  # too soon to tell from a run that is just slow
+    report = runs_sweep(now=timezone.now() + timedelta(seconds=settings.NEENA_REQUEUE_AFTER_SECONDS + 1))
+
+    assert report.advanced_stalled == 1
+    wait_for(lambda: FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.COMPLETED, timeout=30)
+    assert _completed(FlowRun.objects.get(id=flow_run.id)) == 3
+
+
+def _die(*args, **kwargs):
+    raise _WorkerDied
 
 
 def _parked_run(owner):

@@ -1,12 +1,11 @@
 """No N+1 in the engine: executing a step costs the same number of queries whatever the length of the flow.
 
-Steps run in this process, one ``task_run_execute`` call each, in real transactions (not the test's savepoints),
-with the broker left out (``send_steps`` does nothing), sharing one ``memories`` cache as the steps of one job do:
-each call makes exactly the queries a worker makes for one step run in place. The first step of a job also reads
-the flow's shape (its edges, and how its steps are queued) and starts the run; the last one ends the run. The numbers
-are baselines, like those of ``tests/test_query_counts.py``: a change that adds a query per step updates them on
-purpose; one that adds a query per step *of the flow* fails whatever the baselines. (On SQLite the counts include the
-``BEGIN IMMEDIATE`` and ``COMMIT`` of the run lock; PostgreSQL reaches the same numbers.)
+Steps run in this process, in real transactions (not the test's savepoints), with the broker left out
+(``send_steps`` does nothing), in the two ways a worker runs them: each step claimed by the job it was sent to
+(``task_run_execute``, sharing one ``memories`` cache as a job does), and a whole chain run in place by one job
+(``task_runs_execute``), each step claimed by the write that readied it. The numbers are baselines, like those of
+``tests/test_query_counts.py``: a change that adds a query per step updates them on purpose; one that adds a query
+per step *of the flow* fails whatever the baselines. PostgreSQL reaches the same numbers as SQLite.
 """
 
 from collections.abc import Callable
@@ -69,12 +68,12 @@ def run_chain(owner: User, organization: Organization, monkeypatch: pytest.Monke
     return lambda length: _queries_per_step(owner, length)
 
 
-# Load and claim; then under the run's lock: end the step (with its preparation: a core step is recorded once), find
-# its successor pending, ready it. The earlier steps' results are in the job's memory. The first step also reads what
-# the job then keeps (the request, the task definition, the edges, how steps are queued) and starts the run; the last
-# one has no successor: it asks whether any step is still running (none), reads the first failure (none) and saves
-# the finished run.
-QUERIES_PER_STEP = 8
+# Load and claim; end the step (with its preparation: a core step is recorded once); find its successor pending and
+# ready it. No lock, no read of the other steps' states: a chain's successor has no other predecessor. The earlier
+# steps' results are in the job's memory. The first step also reads what the job then keeps (the request, the task
+# definition, the edges, how steps are queued) and starts the run; the last one has no successor: instead it asks
+# whether any step is unfinished (none), reads the first failure (none) and ends the run.
+QUERIES_PER_STEP = 5
 QUERIES_FIRST_STEP = QUERIES_PER_STEP + 5
 QUERIES_LAST_STEP = QUERIES_PER_STEP - 2 + 3
 
@@ -89,9 +88,8 @@ def test_queries_per_step_do_not_grow_with_the_flow(run_chain: Callable[[int], l
         assert counts[-1] == QUERIES_LAST_STEP, counts
 
 
-# A step run in place was claimed by the write that readied it: under the run's lock it ends, finds its successor
-# pending and claims it. Nothing else: the job remembers the rest.
-QUERIES_PER_STEP_IN_PLACE = 6
+# A step run in place was claimed by the write that readied it: it ends, finds its successor pending and claims it.
+QUERIES_PER_STEP_IN_PLACE = 3
 # The last step, claimed in place too, skips the claim (read and write) a step sent to its own job makes.
 QUERIES_OF_A_THREE_STEP_JOB = QUERIES_FIRST_STEP + QUERIES_PER_STEP_IN_PLACE + (QUERIES_LAST_STEP - 2)
 

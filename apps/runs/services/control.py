@@ -17,6 +17,7 @@ from apps.runs.services.approval import approvals_time_out
 from apps.runs.services.execution import (
     flow_execute,
     flow_run_advance,
+    flow_runs_stalled,
     ready_step,
     ready_steps_send,
     task_runs_unclaimed,
@@ -92,6 +93,7 @@ class SweepReport:
     requeued_dead: int = 0
     requeued_lost: int = 0
     approvals_decided: int = 0
+    advanced_stalled: int = 0
 
 
 def runs_sweep(*, now: Any = None) -> SweepReport:
@@ -100,7 +102,9 @@ def runs_sweep(*, now: Any = None) -> SweepReport:
     Steps: (1) a running step whose lease expired lost its worker: it goes back to pending and is queued again (its
     side effect, if it happened, is found again through the same idempotency key); (2) a queued step no worker
     claimed for NEENA_REQUEUE_AFTER_SECONDS lost its message: it is queued again (claiming is atomic, so a late
-    duplicate does nothing); (3) approvals past their organization's timeout are decided.
+    duplicate does nothing); (3) approvals past their organization's timeout are decided; (4) a run with nothing
+    running, queued or waiting for NEENA_REQUEUE_AFTER_SECONDS lost the worker that was to ready its next steps or
+    end it, between a step's end and that check: the run is examined again (readying twice is harmless).
     """
     now = now or timezone.now()
     report = SweepReport()
@@ -125,4 +129,10 @@ def runs_sweep(*, now: Any = None) -> SweepReport:
     report.requeued_lost = len(lost)
 
     report.approvals_decided = len(approvals_time_out(now=now))
+
+    stalled = flow_runs_stalled(older_than=now - timedelta(seconds=settings.NEENA_REQUEUE_AFTER_SECONDS))
+    for flow_run_id in stalled:
+        logger.warning("Run %s stalled between a step's end and its next steps; examining it again.", flow_run_id)
+        ready_steps_send(flow_run_advance(flow_run_id=flow_run_id))
+    report.advanced_stalled = len(stalled)
     return report

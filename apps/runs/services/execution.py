@@ -1,9 +1,11 @@
-"""Running flows: creating runs, executing one step per job, and advancing the DAG exactly once per step.
+"""Running flows: creating runs, executing steps, and advancing the DAG so that every step runs exactly once.
 
 The graph state lives in the database. A step is claimed with a conditional UPDATE (pending -> preparing), so a
-redelivered or duplicated job does nothing. When a step ends, the run's row is locked while its successors are
-examined: a successor is readied (``enqueued_at`` set) by the one completion that finds all its predecessors done,
-so joins fire once and parallel branches never lose a step.
+redelivered or duplicated job, or a step readied twice, runs once. When a step ends, its end is committed first and
+its successors are examined after: a successor is readied (``enqueued_at`` set) by a completion that finds all its
+predecessors completed, and of two branches ending at once the later check sees both, so joins fire and parallel
+branches never lose a step. A worker dying between the two leaves the step to the sweeper. Failures, approvals and
+the sweeper examine the whole run under its row lock.
 """
 
 import json
@@ -20,7 +22,7 @@ from uuid import UUID
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.models import Organization, User
@@ -270,7 +272,9 @@ def _ready_steps(flow_run: FlowRun, memory: RunMemory) -> list[ReadyStep]:
     blocked = {target for source, target in edges if status.get(source) != Status.COMPLETED}
     ready = sorted(waiting - blocked)
     if ready:
-        flow_run.task_runs.filter(task_operation_index__in=ready).update(enqueued_at=timezone.now())
+        flow_run.task_runs.filter(task_operation_index__in=ready, status=Status.PENDING).update(
+            enqueued_at=timezone.now()
+        )
         return [memory.ready_step(index, ids[index]) for index in ready]
     if all(value in TaskRun.TERMINAL for value in status.values()):
         _finish(flow_run, edges)
@@ -278,9 +282,10 @@ def _ready_steps(flow_run: FlowRun, memory: RunMemory) -> list[ReadyStep]:
 
 
 def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim: int) -> StepOutcome:
-    """``_ready_steps`` once step ``completed`` has completed, reading only what that can have changed: which of its
-    successors now have every predecessor completed (by index), and, when it has none, whether every step has ended.
-    A fan-out's join is then one query of indices per branch, not a read of the whole run.
+    """``_ready_steps`` once step ``completed`` has completed (and committed), without the run's lock, reading only
+    what that can have changed: which of its successors now have every predecessor completed, and, when it has none,
+    whether every step has ended. A chain's next step needs no read of states at all, and a fan-out's join one read
+    of the unfinished steps' indices per branch.
 
     Up to ``may_claim`` readied ``core`` steps are claimed at once for the caller to run next (in ``claimed``): the
     write that readies them claims them, so running a step in place costs no claim of its own.
@@ -290,15 +295,13 @@ def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim
         if not flow_run.task_runs.exclude(status__in=TaskRun.TERMINAL).exists():
             _finish(flow_run, memory.edges)
         return StepOutcome()
-    others = {source for successor in successors for source in memory.predecessors(successor)} - {completed}
-    done = {completed}
-    if others:
-        done.update(
-            flow_run.task_runs.filter(task_operation_index__in=others, status=Status.COMPLETED).values_list(
-                "task_operation_index", flat=True
-            )
+    candidates = successors
+    if any(len(memory.predecessors(successor)) > 1 for successor in successors):
+        # A join: are its other predecessors completed? (Indices only: a fan-out's branches each ask once.)
+        unfinished = set(
+            flow_run.task_runs.exclude(status=Status.COMPLETED).values_list("task_operation_index", flat=True)
         )
-    candidates = [successor for successor in successors if done.issuperset(memory.predecessors(successor))]
+        candidates = [successor for successor in successors if unfinished.isdisjoint(memory.predecessors(successor))]
     if not candidates:
         return StepOutcome()
     ready = list(
@@ -314,23 +317,33 @@ def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim
         if step.queue == settings.NEENA_ORCHESTRATION_QUEUE and task_run.task_operation is not None
     ][: max(0, may_claim)]
     now = timezone.now()
-    flow_run.task_runs.filter(id__in=[task_run.id for task_run in ready if task_run not in here]).update(
-        enqueued_at=now
-    )
+    flow_run.task_runs.filter(
+        id__in=[task_run.id for task_run in ready if task_run not in here], status=Status.PENDING
+    ).update(enqueued_at=now)
     for task_run in here:
         task_run.flow_run = flow_run
-        _claimed(task_run, memory, enqueued_at=now)
-    return StepOutcome(ready=[step for step in steps if step.task_run_id not in {t.id for t in here}], claimed=here)
+    claimed = [task_run for task_run in here if _claimed(task_run, memory, enqueued_at=now)]
+    return StepOutcome(ready=[step for step in steps if step.task_run_id not in {t.id for t in here}], claimed=claimed)
 
 
 def _finish(flow_run: FlowRun, edges: list[Edge]) -> None:
-    if flow_run.status in FlowRun.TERMINAL:
-        return
+    """Ends the run once every step has ended: failed with the first failure's error, else completed with its result.
+    A conditional UPDATE: whoever finds the run ended first ends it, once; a cancelled run stays cancelled."""
     first_failed = flow_run.task_runs.filter(status=Status.FAILED).order_by("task_operation_index").first()
-    flow_run.status = RunStatus.FAILED if first_failed else RunStatus.COMPLETED
-    flow_run.status_reason = first_failed.error if first_failed else ""
-    flow_run.end_time = timezone.now()
-    flow_run.save(update_fields=["status", "status_reason", "end_time", "modified_date"])
+    now = timezone.now()
+    ending = {
+        "status": RunStatus.FAILED if first_failed else RunStatus.COMPLETED,
+        "status_reason": first_failed.error if first_failed else "",
+        "end_time": now,
+    }
+    if (
+        not FlowRun.objects.filter(id=flow_run.id)
+        .exclude(status__in=FlowRun.TERMINAL)
+        .update(modified_date=now, **ending)
+    ):
+        return
+    for name, value in ending.items():
+        setattr(flow_run, name, value)
     if not first_failed:
         sources = {source for source, _ in edges}
         finals = flow_run.task_runs.exclude(task_operation_index__in=sources).order_by("task_operation_index")
@@ -358,23 +371,22 @@ def _lease(definition: TaskDefinition, *, preparing: bool = False) -> Any:
     return timezone.now() + timedelta(seconds=seconds)
 
 
-def _claim(task_run_id: UUID, memories: dict[UUID, RunMemory]) -> tuple[TaskRun, RunMemory] | None:
-    """pending -> preparing, atomically; None when another job has it or it is no longer pending.
-
-    The step is read first, without a lock, for what its lease depends on; the conditional UPDATE then decides. The
-    step comes with its run's memory (``memories`` holds those of the job), and its operation with its definition.
-    """
-    pending = (
+def _pending(task_run_ids: list[UUID]) -> dict[UUID, TaskRun]:
+    """The steps, read at once, that are still pending, each with its run, organization and operation."""
+    rows = (
         TaskRun.objects.select_related("flow_run__organization", "task_operation")
         .defer(*_STEP_OUTPUTS)
-        .filter(id=task_run_id, status=Status.PENDING)
+        .filter(id__in=task_run_ids, status=Status.PENDING)
     )
-    task_run = next(iter(pending), None)  # not first(): an ORDER BY for one row by its key
-    if task_run is None:
-        return None
+    return {task_run.id: task_run for task_run in rows}
+
+
+def _claim(task_run: TaskRun, memories: dict[UUID, RunMemory]) -> RunMemory | None:
+    """Claims a step read by ``_pending`` (it may have been claimed since); its run's memory, or None when another
+    job has it or it is no longer pending. ``memories`` holds those of the job."""
     memory = memories.setdefault(task_run.flow_run_id, RunMemory(task_run.flow_run))
     memory.organization = task_run.flow_run.organization
-    return (task_run, memory) if _claimed(task_run, memory) else None
+    return memory if _claimed(task_run, memory) else None
 
 
 def _claimed(task_run: TaskRun, memory: RunMemory, **changes: Any) -> bool:
@@ -428,22 +440,19 @@ def _capped(result: dict[str, Any]) -> dict[str, Any]:
 def _end_step(
     task_run: TaskRun, memory: RunMemory, from_status: str, *, may_claim: int = 0, **changes: Any
 ) -> StepOutcome:
-    """Records the step's end and readies its successors (claiming up to ``may_claim`` of them for this job), under
-    the run's lock."""
-    with transaction.atomic():
-        flow_run = FlowRun.objects.select_for_update().only(*_RUN_STATE).get(id=task_run.flow_run_id)
-        if not _move(task_run, from_status, end_time=timezone.now(), lease_expires_at=None, **changes):
-            return StepOutcome()
-        if flow_run.status in FlowRun.TERMINAL:
-            return StepOutcome()
-        if flow_run.status == RunStatus.PENDING:
-            flow_run.status = RunStatus.IN_PROGRESS
-            flow_run.save(update_fields=["status", "modified_date"])
-        flow_run.flow_request = memory.flow_request
-        if changes.get("status") == Status.COMPLETED:
-            memory.remember(task_run.task_operation_index, changes["result"])
-            return _ready_after(flow_run, memory, task_run.task_operation_index, may_claim)
-        return StepOutcome(ready=_ready_steps(flow_run, memory))
+    """Records the step's end, then readies what it unblocks (claiming up to ``may_claim`` core steps for this job).
+
+    The end is committed first and what it unblocks is checked after, so of two steps ending at once the later check
+    sees both ends: a join or the run's end is never missed, and a step readied twice is still claimed once. A worker
+    that dies between the two leaves the check to the sweeper (``flow_runs_stalled``). A failure is rare and changes
+    more (the steps below it are skipped): it is checked under the run's lock, over the whole run.
+    """
+    if not _move(task_run, from_status, end_time=timezone.now(), lease_expires_at=None, **changes):
+        return StepOutcome()
+    if changes.get("status") != Status.COMPLETED:
+        return StepOutcome(ready=flow_run_advance(flow_run_id=task_run.flow_run_id))
+    memory.remember(task_run.task_operation_index, changes["result"])
+    return _ready_after(task_run.flow_run, memory, task_run.task_operation_index, may_claim)
 
 
 def _park(task_run: TaskRun, **changes: Any) -> None:
@@ -477,10 +486,10 @@ def task_run_execute(
     runs several steps passes the same ``memories`` to each call, so it reads what does not change once per run, and
     lets the step claim up to ``may_claim`` of the core steps it readies, to run them next (``_run_claimed``).
     """
-    claimed = _claim(task_run_id, memories if memories is not None else {})
-    if claimed is None:
+    task_run = _pending([task_run_id]).get(task_run_id)
+    memory = _claim(task_run, memories if memories is not None else {}) if task_run else None
+    if task_run is None or memory is None:
         return StepOutcome()
-    task_run, memory = claimed
     return _run_claimed(task_run, memory, may_claim)
 
 
@@ -501,6 +510,7 @@ def _run_claimed(task_run: TaskRun, memory: RunMemory, may_claim: int) -> StepOu
         FlowRun.objects.filter(id=flow_run.id, status=RunStatus.PENDING).update(
             status=RunStatus.IN_PROGRESS, modified_date=timezone.now()
         )
+        flow_run.status = RunStatus.IN_PROGRESS
 
     prepared: dict[str, Any] = {}
     if task_run.approved_at:
@@ -609,6 +619,7 @@ def task_runs_execute(*, task_run_ids: list[UUID], time_limit_seconds: float) ->
     services always go through their queue, so they get their own time limit and worker pool.
     """
     started = time.monotonic()
+    loaded = _pending(task_run_ids)  # one read for all the job's steps; each is still claimed on its own
     assigned: deque[UUID] = deque(task_run_ids)
     claimed: deque[TaskRun] = deque()
     budget = settings.NEENA_INLINE_STEP_LIMIT
@@ -617,10 +628,12 @@ def task_runs_execute(*, task_run_ids: list[UUID], time_limit_seconds: float) ->
         in_time = time.monotonic() - started <= time_limit_seconds / 2
         may_claim = budget if in_time else 0
         if claimed:
-            task_run = claimed.popleft()
-            outcome = _run_claimed(task_run, memories[task_run.flow_run_id], may_claim)
+            next_step = claimed.popleft()
+            outcome = _run_claimed(next_step, memories[next_step.flow_run_id], may_claim)
         elif in_time or len(assigned) == len(task_run_ids):
-            outcome = task_run_execute(task_run_id=assigned.popleft(), memories=memories, may_claim=may_claim)
+            sent = loaded.get(assigned.popleft())
+            memory = _claim(sent, memories) if sent else None
+            outcome = _run_claimed(sent, memory, may_claim) if sent and memory else StepOutcome()
         else:
             limit = int(time_limit_seconds)
             send_steps([ReadyStep(task_run_id, settings.NEENA_ORCHESTRATION_QUEUE, limit) for task_run_id in assigned])
@@ -643,4 +656,19 @@ def task_runs_unclaimed(*, older_than: Any) -> list[TaskRun]:
         TaskRun.objects.filter(status=Status.PENDING, enqueued_at__lt=older_than)
         .filter(Q(flow_run__status=RunStatus.IN_PROGRESS) | Q(flow_run__status=RunStatus.PENDING))
         .select_related("task_operation__task_definition__integration")
+    )
+
+
+def flow_runs_stalled(*, older_than: Any) -> list[UUID]:
+    """Runs in progress with no step running, queued or waiting for approval, and no step change since
+    ``older_than``: the worker that was to examine them after a step's end died first."""
+    active = TaskRun.objects.filter(flow_run=OuterRef("pk")).filter(
+        Q(status__in=[*TaskRun.RUNNING, Status.AWAITING_APPROVAL]) | Q(status=Status.PENDING, enqueued_at__isnull=False)
+    )
+    recent = TaskRun.objects.filter(flow_run=OuterRef("pk"), modified_date__gte=older_than)
+    return list(
+        FlowRun.objects.filter(status=RunStatus.IN_PROGRESS)
+        .exclude(Exists(active))
+        .exclude(Exists(recent))
+        .values_list("id", flat=True)
     )
