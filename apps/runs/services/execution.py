@@ -28,7 +28,7 @@ from django.utils import timezone
 from apps.accounts.models import Organization, User
 from apps.core.exceptions import InputValidationError
 from apps.credentials.services.access import credential_for_step
-from apps.flows.dag import topological_order
+from apps.flows.dag import ancestors, topological_order
 from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError, task_call
 from apps.integrations.models import TaskDefinition
@@ -208,14 +208,9 @@ class RunMemory:
     def upstream(self, index: int) -> tuple[dict[int, Any], list[int], list[int]]:
         """The step's ancestors' results (read once each), its direct predecessors, and its ancestors nearest first
         (in the flow's topological order)."""
-        ancestors: set[int] = set()
-        stack = [index]
-        while stack:
-            for source in self.predecessors(stack.pop()):
-                if source not in ancestors:
-                    ancestors.add(source)
-                    stack.append(source)
-        missing = ancestors - self._results.keys()
+        step_count = 1 + max({index, *(node for edge in self.edges for node in edge)})
+        earlier = ancestors(step_count, self.edges, index)
+        missing = earlier - self._results.keys()
         if missing:
             self._results.update(
                 TaskRun.objects.filter(
@@ -223,9 +218,8 @@ class RunMemory:
                 ).values_list("task_operation_index", "result")
             )
         if self._order is None:
-            nodes = {node for edge in self.edges for node in edge}
-            self._order, _ = topological_order(1 + max(nodes, default=index), self.edges)
-        results = {ancestor: self._results[ancestor] for ancestor in ancestors if ancestor in self._results}
+            self._order, _ = topological_order(step_count, self.edges)
+        results = {ancestor: self._results[ancestor] for ancestor in earlier if ancestor in self._results}
         nearest_first = [node for node in reversed(self._order) if node in results]
         return results, sorted(self.predecessors(index)), nearest_first
 
