@@ -317,14 +317,15 @@ def _layout(step_count: int, edges: Sequence[tuple[int, int]]) -> list[tuple[flo
 
 
 @transaction.atomic
-def flow_generate(*, user: User, flow_request: FlowRequest) -> Flow:
+def flow_generate(*, user: User, flow_request: FlowRequest, instructions: str | None = None) -> Flow:
     """Plans a flow for the request, validates and saves it like a hand-made one, and links the request to it.
 
     A request the planner cannot cover is a 422 naming the part of it no task fits (or the parameter nothing
-    provides); a planned flow that fails validation is refused the same way.
+    provides); a planned flow that fails validation is refused the same way. ``instructions``, when given, are what
+    is planned from instead of the request's (a webhook plans from its template, its event's values left as data).
     """
     try:
-        draft = plan_request(flow_request, catalogue_current())
+        draft = plan_request(flow_request, catalogue_current(), instructions=instructions)
     except PlanningError as error:
         raise InputValidationError(
             [ErrorItem(["flow_request", "request_instructions"], problem, "planning") for problem in error.problems]

@@ -2,6 +2,8 @@
 
 Rendering never evaluates anything: each placeholder is replaced, in one pass, by its field's value as text, so a
 value that itself contains ``<{other}>``, ``{{ steps.0.result }}``, quotes or braces is inserted exactly as it came.
+The flow is planned from the template, not from the rendered text (``template_for_planning``): each placeholder
+stands for its field in the request's metadata, so an event's content is data for the steps and never chooses them.
 """
 
 import json
@@ -10,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 PLACEHOLDER = re.compile(r"<\{([^{}<>]*)\}>")
+# A field name a binding can name as ``request.metadata.<name>`` (``apps.flows.bindings``).
+BINDABLE_NAME = re.compile(r"^[\w-]+$")
 
 
 def placeholder_names(template_body: str) -> list[str]:
@@ -32,3 +36,15 @@ def template_render(template_body: str, values: Mapping[str, Any]) -> str:
     ``re.sub`` scans the template once and never rescans what it inserted, which is what keeps values literal.
     """
     return PLACEHOLDER.sub(lambda match: value_as_text(values.get(match.group(1).strip())), template_body)
+
+
+def template_for_planning(template_body: str) -> str:
+    """The template as the planner reads it: each ``<{field}>`` becomes ``{{ request.metadata.<field> }}``, which a
+    planned step then reads as a binding (the event fields are the request's metadata), or the bare field name when
+    no binding can name it."""
+
+    def reference(match: re.Match[str]) -> str:
+        name = match.group(1).strip()
+        return f"{{{{ request.metadata.{name} }}}}" if BINDABLE_NAME.match(name) else name
+
+    return PLACEHOLDER.sub(reference, template_body)

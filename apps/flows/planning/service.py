@@ -27,9 +27,13 @@ def catalogue_current() -> Catalogue:
     return _catalogue_for((version["count"], version["changed"]))
 
 
-def plan_request(flow_request: FlowRequest, catalogue: Catalogue) -> PlanDraft:
-    """Plans with NEENA_PLANNER; the LLM planner falls back to rules when the model cannot be reached."""
-    instructions, name = flow_request.request_instructions, flow_request.request_name
+def plan_request(flow_request: FlowRequest, catalogue: Catalogue, *, instructions: str | None = None) -> PlanDraft:
+    """Plans with NEENA_PLANNER; the LLM planner falls back to rules when the model cannot be reached.
+
+    ``instructions``, when given, are planned from instead of the request's own (see ``flow_generate``).
+    """
+    name = flow_request.request_name
+    instructions = flow_request.request_instructions if instructions is None else instructions
     metadata_keys = set(flow_request.merged_metadata())
     if settings.NEENA_PLANNER == llm.PLANNER_NAME and llm.configured():
         try:

@@ -9,7 +9,6 @@ set to failed and accepts no more deliveries until it is updated. A success rese
 """
 
 import logging
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -22,15 +21,14 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.core.exceptions import ApplicationError, InputValidationError
-from apps.flows import bindings
-from apps.flows.models import Flow, FlowRequest
+from apps.flows.models import FlowRequest
 from apps.flows.services import flow_generate, flow_request_create
 from apps.runs.services.execution import flow_execute
 from apps.runs.services.results import ENTITY_ID_KEY, ENTITY_SHORT_NAME_KEY, TRIGGER_RUN_KEY
 from apps.webhooks.events import EventFieldError, event_fields_extract
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from apps.webhooks.queueing import send_trigger_run
-from apps.webhooks.template import template_render, value_as_text
+from apps.webhooks.template import template_for_planning, template_render, value_as_text
 
 logger = logging.getLogger(__name__)
 
@@ -104,53 +102,21 @@ def _flow_request_create(trigger_run: TriggerRun, user: User) -> FlowRequest:
     return flow_request
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def _injected_binding(flow: Flow, event_fields: dict[str, Any]) -> str | None:
-    """The first parameter of the planned flow whose ``{{ ... }}`` binding syntax came from an event value.
-
-    The rendered template only becomes the request's instructions, but a planner copies text from instructions into
-    parameters (a quoted phrase becomes a message), and a parameter with ``{{`` in it is a binding: an event value
-    saying ``"{{ steps.0.result }}"`` must not become one. Every binding part (or unterminated ``{{``) of every
-    parameter is looked for in the event's values; the planner's own bindings are never in them.
-    """
-    carried = [text for text in map(value_as_text, event_fields.values()) if "{{" in text]
-    if not carried:
-        return None
-    for operation in flow.task_operations.order_by("index"):
-        for name, value in operation.parameters.items():
-            for text in _strings(value):
-                if not bindings.is_template(text):
-                    continue
-                parts = [match.group(0) for match in bindings.TEMPLATE_PART.finditer(text)] or [text.strip()]
-                if any(part in event_text for part in parts for event_text in carried):
-                    return f"step {operation.index}'s parameter '{name}'"
-    return None
-
-
 def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) -> None:
-    """Generates and executes the flow and completes the trigger run, all or nothing."""
+    """Generates and executes the flow and completes the trigger run, all or nothing.
+
+    The flow is planned from the operation's template, each placeholder standing for its event field in the request's
+    metadata (``template_for_planning``): the event's values reach the steps as data, through those bindings, and
+    can neither choose steps nor write a binding of their own.
+    """
     operation = trigger_run.operation
     with transaction.atomic():
         locked = TriggerRun.objects.select_for_update().only("status", "flow_run").get(id=trigger_run.id)
         if locked.status != Status.PROCESSING or locked.flow_run_id is not None:
             return  # another worker got here first (a stalled run put back while its first worker still ran)
-        flow = flow_generate(user=user, flow_request=flow_request)
-        injected = _injected_binding(flow, trigger_run.event_fields)
-        if injected is not None:
-            raise TriggerRunError(
-                f"Refused the planned flow: {injected} would be a {{{{ }}}} binding written by the event's values, "
-                "not by the operation's template."
-            )
+        flow = flow_generate(
+            user=user, flow_request=flow_request, instructions=template_for_planning(operation.template_body)
+        )
         flow_run = flow_execute(
             user=user, flow=flow, flow_request=flow_request, triggered_by=trigger_run_triggered_by(operation=operation)
         )
