@@ -68,14 +68,14 @@ def run_chain(owner: User, organization: Organization, monkeypatch: pytest.Monke
     return lambda length: _queries_per_step(owner, length)
 
 
-# Load and claim; end the step (with its preparation: a core step is recorded once); find its successor pending and
-# ready it. No lock, no read of the other steps' states: a chain's successor has no other predecessor. The earlier
-# steps' results are in the job's memory. The first step also reads what the job then keeps (the request, the task
-# definition, the edges, how steps are queued) and starts the run; the last one has no successor: instead it asks
-# whether any step is unfinished (none), reads the first failure (none) and ends the run.
-QUERIES_PER_STEP = 5
-QUERIES_FIRST_STEP = QUERIES_PER_STEP + 5
-QUERIES_LAST_STEP = QUERIES_PER_STEP - 2 + 3
+# Read and claim; end the step (with its preparation: a core step is recorded once); ready its successor. No lock, no
+# read of the other steps' states: a chain's successor has no other predecessor. The job remembers the rest: the
+# earlier results, and the steps ahead, read once. The first step also reads what the job then keeps (the request, the
+# task definition, the edges, the steps ahead, how steps are queued) and starts the run; the last one has no
+# successor: instead it asks whether any step is unfinished (none), reads the first failure (none) and ends the run.
+QUERIES_PER_STEP = 4
+QUERIES_FIRST_STEP = QUERIES_PER_STEP + 6
+QUERIES_LAST_STEP = QUERIES_PER_STEP - 1 + 3
 
 
 def test_queries_per_step_do_not_grow_with_the_flow(run_chain: Callable[[int], list[int]]) -> None:
@@ -88,8 +88,8 @@ def test_queries_per_step_do_not_grow_with_the_flow(run_chain: Callable[[int], l
         assert counts[-1] == QUERIES_LAST_STEP, counts
 
 
-# A step run in place was claimed by the write that readied it: it ends, finds its successor pending and claims it.
-QUERIES_PER_STEP_IN_PLACE = 3
+# A step run in place was claimed by the write that readied it: it ends, and claims its successor.
+QUERIES_PER_STEP_IN_PLACE = 2
 # The last step, claimed in place too, skips the claim (read and write) a step sent to its own job makes.
 QUERIES_OF_A_THREE_STEP_JOB = QUERIES_FIRST_STEP + QUERIES_PER_STEP_IN_PLACE + (QUERIES_LAST_STEP - 2)
 

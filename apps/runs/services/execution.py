@@ -88,7 +88,8 @@ def _send_on_commit(steps: list[ReadyStep]) -> None:
 def flow_execute(
     *, user: User | None, flow: Flow, flow_request: FlowRequest, triggered_by: str = "", rerun_of: FlowRun | None = None
 ) -> FlowRun:
-    """Creates the run (pending) and a pending task run per step, then queues the first steps after commit.
+    """Creates the run (pending) and a pending task run per step, the first steps (no predecessor) already marked
+    queued, then queues them after commit.
 
     Under the ``always`` approval policy the run waits for approval before any step is queued.
     """
@@ -112,14 +113,24 @@ def flow_execute(
         created_by_email=user.email if user else triggered_by,
         modified_by_email=user.email if user else triggered_by,
     )
-    TaskRun.objects.bulk_create(
-        [
-            TaskRun(flow_run=flow_run, task_operation=operation, task_operation_index=operation.index)
-            for operation in flow.task_operations.all()
-        ]
+    operations = flow.task_operations.select_related("task_definition__integration").only(
+        "id", "index", "task_definition__retry_policy", "task_definition__integration__short_name"
     )
+    has_predecessor = {target for _, target in RunMemory(flow_run).edges}
+    task_runs = [
+        TaskRun(
+            flow_run=flow_run,
+            task_operation=operation,
+            task_operation_index=operation.index,
+            enqueued_at=None if parks or operation.index in has_predecessor else now,
+        )
+        for operation in operations
+    ]
+    TaskRun.objects.bulk_create(task_runs)
     if not parks:
-        _send_on_commit(_ready_steps(flow_run, RunMemory(flow_run)))
+        if not task_runs:
+            _finish(flow_run, [])
+        _send_on_commit([ready_step(task_run) for task_run in task_runs if task_run.enqueued_at])
     return flow_run
 
 
@@ -147,6 +158,7 @@ class RunMemory:
         self._organization: Organization | None = None
         self._definitions: dict[UUID, TaskDefinition] = {}
         self._results: dict[int, Any] = {}
+        self._unstarted: dict[int, TaskRun] = {}
 
     @property
     def edges(self) -> list[Edge]:
@@ -226,6 +238,26 @@ class RunMemory:
     def remember(self, index: int, result: Any) -> None:
         self._results[index] = result
 
+    def unstarted(self, indices: list[int]) -> list[TaskRun]:
+        """The steps (with their operations) among ``indices`` that had not started when last read: each once, as the
+        job readies it. A step's row does not change while it waits, except by leaving ``pending``, which the
+        conditional claim checks; so the steps coming next are read ahead, up to NEENA_INLINE_STEP_LIMIT at a time,
+        and a chain run in place reads its steps in a query per so many of them."""
+        missing = [index for index in indices if index not in self._unstarted]
+        if missing:
+            ahead = list(dict.fromkeys(missing))
+            for index in ahead:  # breadth first, so the nearest steps come first
+                if len(ahead) >= max(len(missing), settings.NEENA_INLINE_STEP_LIMIT):
+                    break
+                ahead.extend(successor for successor in self.successors(index) if successor not in ahead)
+            rows = (
+                TaskRun.objects.select_related("task_operation")
+                .defer(*_STEP_OUTPUTS)
+                .filter(flow_run_id=self.flow_run_id, task_operation_index__in=ahead, status=Status.PENDING)
+            )
+            self._unstarted.update({task_run.task_operation_index: task_run for task_run in rows})
+        return [self._unstarted.pop(index) for index in sorted(set(indices)) if index in self._unstarted]
+
 
 def _descendants(edges: Iterable[Edge], roots: Iterable[int]) -> set[int]:
     successors: dict[int, list[int]] = {}
@@ -298,12 +330,7 @@ def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim
         candidates = [successor for successor in successors if unfinished.isdisjoint(memory.predecessors(successor))]
     if not candidates:
         return StepOutcome()
-    ready = list(
-        flow_run.task_runs.select_related("task_operation")
-        .defer(*_STEP_OUTPUTS)
-        .filter(task_operation_index__in=candidates, status=Status.PENDING, enqueued_at__isnull=True)
-        .order_by("task_operation_index")
-    )
+    ready = memory.unstarted(candidates)
     steps = [memory.ready_step(task_run.task_operation_index, task_run.id) for task_run in ready]
     here = [
         task_run
@@ -384,8 +411,10 @@ def _claim(task_run: TaskRun, memories: dict[UUID, RunMemory]) -> RunMemory | No
 
 
 def _claimed(task_run: TaskRun, memory: RunMemory, **changes: Any) -> bool:
-    """The claim itself: pending -> preparing with the lease the step's definition asks for, if still pending. Also
-    gives the step's run and operation what the job remembers (request, organization, definition)."""
+    """The claim itself: pending -> preparing with the lease the step's definition asks for, if the step is still
+    pending and unchanged since it was read (every change of a step sets ``modified_date``: a step that ran elsewhere
+    and came back to pending, for a retry or after an approval, is not claimed from an old reading). Also gives the
+    step's run and operation what the job remembers (request, organization, definition)."""
     task_run.flow_run.flow_request = memory.flow_request
     task_run.flow_run.organization = memory.organization
     operation = task_run.task_operation
@@ -395,13 +424,25 @@ def _claimed(task_run: TaskRun, memory: RunMemory, **changes: Any) -> bool:
     else:
         operation.task_definition = memory.definition(operation.task_definition_id)
         lease = _lease(operation.task_definition, preparing=not task_run.approved_at)
-    return _move(task_run, Status.PENDING, status=Status.PREPARING, start_time=now, lease_expires_at=lease, **changes)
+    return _move(
+        task_run,
+        Status.PENDING,
+        unchanged_since=task_run.modified_date,
+        status=Status.PREPARING,
+        start_time=now,
+        lease_expires_at=lease,
+        **changes,
+    )
 
 
-def _move(task_run: TaskRun, from_status: str, **changes: Any) -> bool:
-    """A conditional transition: applies the changes only if the step is still in ``from_status``."""
+def _move(task_run: TaskRun, from_status: str, *, unchanged_since: Any = None, **changes: Any) -> bool:
+    """A conditional transition: applies the changes only if the step is still in ``from_status`` (and, with
+    ``unchanged_since``, was last modified then)."""
     changes["modified_date"] = timezone.now()
-    moved = TaskRun.objects.filter(id=task_run.id, status=from_status).update(**changes)
+    current = TaskRun.objects.filter(id=task_run.id, status=from_status)
+    if unchanged_since is not None:
+        current = current.filter(modified_date=unchanged_since)
+    moved = current.update(**changes)
     for name, value in changes.items():
         setattr(task_run, name, value)
     return bool(moved)
