@@ -17,7 +17,8 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import Organization, User
 from apps.runs.models import FlowRun
-from apps.runs.services.execution import RunMemory, flow_execute, task_run_execute, task_runs_execute
+from apps.runs.services.execution import flow_execute, task_run_execute, task_runs_execute
+from apps.runs.services.memory import RunMemory
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 pytestmark = pytest.mark.django_db(transaction=True)

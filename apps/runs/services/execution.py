@@ -28,12 +28,12 @@ from django.utils import timezone
 from apps.accounts.models import Organization, User
 from apps.core.exceptions import InputValidationError
 from apps.credentials.services.access import credential_for_step
-from apps.flows.dag import ancestors, topological_order
-from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
+from apps.flows.models import Flow, FlowRequest
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError, task_call
 from apps.integrations.models import TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep, queue_for, send_steps
+from apps.runs.services.memory import STEP_OUTPUTS, Edge, RunMemory, time_limit
 from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
 from apps.runs.services.results import flow_result_finalize, integration_entity
 
@@ -42,10 +42,8 @@ logger = logging.getLogger(__name__)
 Status = TaskRun.Status
 RunStatus = FlowRun.Status
 
-# What the engine reads of a run it locks to advance it (the request and its metadata are loaded only when it ends).
+# What the engine reads of a run it locks to park a step.
 _RUN_STATE = ("id", "status", "flow_id", "flow_request_id", "organization_id", "triggered_by")
-# What a step's outputs hold: never read to run it (an approved step reads its prepared answer when it resumes).
-_STEP_OUTPUTS = ("result", "task_prep_prompt", "task_prep_answer")
 
 
 @dataclass
@@ -60,11 +58,6 @@ class StepOutcome:
 
 
 # --- Creating runs -------------------------------------------------------------------------------------------------
-
-
-def time_limit(retry_policy: dict[str, Any]) -> int:
-    """A task's time limit in seconds, from its definition's retry policy."""
-    return int(retry_policy.get("time_limit_seconds", 60))
 
 
 def _time_limit(definition: TaskDefinition) -> int:
@@ -136,128 +129,6 @@ def flow_execute(
 
 # --- Advancing the DAG -----------------------------------------------------------------------------------------------
 
-Edge = tuple[int, int]
-
-
-class RunMemory:
-    """What a job reads of a run at most once, however many of the run's steps it runs: the flow's edges and order,
-    how each step is queued, the request, the task definitions, and the results of completed steps. None of it
-    changes while the job runs (a completed step's result is final); the steps' states are always read afresh."""
-
-    def __init__(self, flow_run: FlowRun) -> None:
-        self.flow_run_id = flow_run.id
-        self.flow_id = flow_run.flow_id
-        self.flow_request_id = flow_run.flow_request_id
-        self.organization_id = flow_run.organization_id
-        self._edges: list[Edge] | None = None
-        self._predecessors: dict[int, list[int]] | None = None
-        self._successors: dict[int, list[int]] | None = None
-        self._order: list[int] | None = None
-        self._queueing: dict[int, tuple[str, int]] | None = None
-        self._flow_request: FlowRequest | None = None
-        self._organization: Organization | None = None
-        self._definitions: dict[UUID, TaskDefinition] = {}
-        self._results: dict[int, Any] = {}
-        self._unstarted: dict[int, TaskRun] = {}
-
-    @property
-    def edges(self) -> list[Edge]:
-        if self._edges is None:
-            self._edges = list(
-                Dependency.objects.filter(flow_id=self.flow_id).values_list(
-                    "source_task_operation", "target_task_operation"
-                )
-            )
-        return self._edges
-
-    def predecessors(self, index: int) -> list[int]:
-        if self._predecessors is None:
-            self._predecessors = {}
-            for source, target in self.edges:
-                self._predecessors.setdefault(target, []).append(source)
-        return self._predecessors.get(index, [])
-
-    def successors(self, index: int) -> list[int]:
-        if self._successors is None:
-            self._successors = {}
-            for source, target in self.edges:
-                self._successors.setdefault(source, []).append(target)
-        return self._successors.get(index, [])
-
-    def ready_step(self, index: int, task_run_id: UUID) -> ReadyStep:
-        if self._queueing is None:
-            operations = TaskOperation.objects.filter(flow_id=self.flow_id).values_list(
-                "index", "task_definition__integration__short_name", "task_definition__retry_policy"
-            )
-            self._queueing = {
-                index: (queue_for(integration), time_limit(policy)) for index, integration, policy in operations
-            }
-        return ReadyStep(task_run_id, *self._queueing[index])
-
-    @property
-    def flow_request(self) -> FlowRequest:
-        if self._flow_request is None:
-            self._flow_request = FlowRequest.objects.get(id=self.flow_request_id)
-        return self._flow_request
-
-    @property
-    def organization(self) -> Organization:
-        if self._organization is None:
-            self._organization = Organization.objects.get(id=self.organization_id)
-        return self._organization
-
-    @organization.setter
-    def organization(self, organization: Organization) -> None:
-        self._organization = organization
-
-    def definition(self, definition_id: UUID) -> TaskDefinition:
-        if definition_id not in self._definitions:
-            self._definitions[definition_id] = TaskDefinition.objects.select_related("integration").get(
-                id=definition_id
-            )
-        return self._definitions[definition_id]
-
-    def upstream(self, index: int) -> tuple[dict[int, Any], list[int], list[int]]:
-        """The step's ancestors' results (read once each), its direct predecessors, and its ancestors nearest first
-        (in the flow's topological order)."""
-        step_count = 1 + max({index, *(node for edge in self.edges for node in edge)})
-        earlier = ancestors(step_count, self.edges, index)
-        missing = earlier - self._results.keys()
-        if missing:
-            self._results.update(
-                TaskRun.objects.filter(
-                    flow_run_id=self.flow_run_id, task_operation_index__in=missing, status=Status.COMPLETED
-                ).values_list("task_operation_index", "result")
-            )
-        if self._order is None:
-            self._order, _ = topological_order(step_count, self.edges)
-        results = {ancestor: self._results[ancestor] for ancestor in earlier if ancestor in self._results}
-        nearest_first = [node for node in reversed(self._order) if node in results]
-        return results, sorted(self.predecessors(index)), nearest_first
-
-    def remember(self, index: int, result: Any) -> None:
-        self._results[index] = result
-
-    def unstarted(self, indices: list[int]) -> list[TaskRun]:
-        """The steps (with their operations) among ``indices`` that had not started when last read: each once, as the
-        job readies it. A step's row does not change while it waits, except by leaving ``pending``, which the
-        conditional claim checks; so the steps coming next are read ahead, up to NEENA_INLINE_STEP_LIMIT at a time,
-        and a chain run in place reads its steps in a query per so many of them."""
-        missing = [index for index in indices if index not in self._unstarted]
-        if missing:
-            ahead = list(dict.fromkeys(missing))
-            for index in ahead:  # breadth first, so the nearest steps come first
-                if len(ahead) >= max(len(missing), settings.NEENA_INLINE_STEP_LIMIT):
-                    break
-                ahead.extend(successor for successor in self.successors(index) if successor not in ahead)
-            rows = (
-                TaskRun.objects.select_related("task_operation")
-                .defer(*_STEP_OUTPUTS)
-                .filter(flow_run_id=self.flow_run_id, task_operation_index__in=ahead, status=Status.PENDING)
-            )
-            self._unstarted.update({task_run.task_operation_index: task_run for task_run in rows})
-        return [self._unstarted.pop(index) for index in sorted(set(indices)) if index in self._unstarted]
-
 
 def _descendants(edges: Iterable[Edge], roots: Iterable[int]) -> set[int]:
     successors: dict[int, list[int]] = {}
@@ -277,8 +148,9 @@ def _ready_steps(flow_run: FlowRun, memory: RunMemory) -> list[ReadyStep]:
     """Marks the run's runnable steps as queued and returns them; call with the run's row locked.
 
     Runnable: pending, not queued yet, every predecessor completed. Pending steps below a failed step are skipped.
-    When every step has ended, the run ends too. This runs once per step, and a run may have thousands of steps: it
-    reads each step's index, id, status and whether it is queued (no JSON, no joins).
+    When every step has ended, the run ends too. It runs after a failure, an approval, a retry and for the sweeper
+    (a completion uses ``_ready_after``); it reads each step's index, id, status and whether it is queued (no JSON,
+    no joins).
     """
     edges = memory.edges
     rows = flow_run.task_runs.annotate(
@@ -384,8 +256,8 @@ def flow_run_advance(*, flow_run_id: UUID) -> list[ReadyStep]:
 
 
 def _lease(definition: TaskDefinition, *, preparing: bool = False) -> Any:
-    """How long the worker holds the step: its time limit and a grace, plus the model's budget while preparing
-    with the llm preparer (each phase renews the lease)."""
+    """How long the worker holds the step from its claim: its time limit and a grace, plus the model's whole budget
+    when it is still to be prepared with the llm preparer."""
     seconds = _time_limit(definition) + settings.NEENA_STEP_LEASE_GRACE_SECONDS
     if preparing and settings.NEENA_PREPARER == "llm":
         seconds += int(settings.NEENA_LLM_TIMEOUT_SECONDS * (settings.NEENA_LLM_MAX_RETRIES + 1))
@@ -396,7 +268,7 @@ def _pending(task_run_ids: list[UUID]) -> dict[UUID, TaskRun]:
     """The steps, read at once, that are still pending, each with its run, organization and operation."""
     rows = (
         TaskRun.objects.select_related("flow_run__organization", "task_operation")
-        .defer(*_STEP_OUTPUTS)
+        .defer(*STEP_OUTPUTS)
         .filter(id__in=task_run_ids, status=Status.PENDING)
     )
     return {task_run.id: task_run for task_run in rows}
