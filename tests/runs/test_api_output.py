@@ -1,0 +1,157 @@
+"""The runs API's output path (AttributeModelSerializer, the selector's prefetch, ORJSONRenderer) gives exactly what the
+plain DRF path gave: plain ModelSerializers over a plain prefetch, rendered by DRF's JSONRenderer."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+
+from apps.core.renderers import ORJSONRenderer
+from apps.runs.models import FlowResult, FlowRun, TaskRun
+from apps.runs.selectors import flow_run_list_with_task_runs_for_user
+from apps.runs.serializers import (
+    FlowResultSerializer,
+    FlowRunPreviewSerializer,
+    FlowRunSerializer,
+    FlowRunWithResultSerializer,
+    TaskRunSerializer,
+)
+from tests.factories import FlowResultFactory, FlowRunFactory, chain_flow
+
+pytestmark = pytest.mark.django_db
+
+
+class PlainTaskRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskRun
+        fields = TaskRunSerializer.Meta.fields
+
+
+class PlainFlowRunPreviewSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FlowRun
+        fields = FlowRunPreviewSerializer.Meta.fields
+
+
+class PlainFlowRunSerializer(serializers.ModelSerializer):
+    task_runs = PlainTaskRunSerializer(many=True)
+
+    class Meta:
+        model = FlowRun
+        fields = FlowRunSerializer.Meta.fields
+
+
+class PlainFlowResultSerializer(serializers.ModelSerializer):
+    flow_run_id = serializers.UUIDField()
+    organization_id = serializers.UUIDField()
+
+    class Meta:
+        model = FlowResult
+        fields = FlowResultSerializer.Meta.fields
+
+
+class PlainFlowRunWithResultSerializer(PlainFlowRunSerializer):
+    result = PlainFlowResultSerializer(allow_null=True)
+
+    class Meta(PlainFlowRunSerializer.Meta):
+        fields = FlowRunWithResultSerializer.Meta.fields
+
+
+@pytest.fixture
+def runs(owner, organization):
+    """Runs covering what the output path reads: nulls, choices, JSON of every kind, text beyond ASCII, a rerun."""
+    flow = chain_flow(organization, steps=3)
+    plain = FlowRunFactory(organization=organization, flow=flow)
+    waiting = FlowRunFactory(
+        organization=organization,
+        flow=flow,
+        status=FlowRun.Status.AWAITING_APPROVAL,
+        approval_status=FlowRun.ApprovalStatus.PENDING,
+        end_time=timezone.now(),
+        approved_at=datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
+        approved_by="approver@example.com",
+        approval_comment="Grüße \u2028 ✓",
+        rerun_of=plain,
+    )
+    first, second, third = waiting.task_runs.order_by("task_operation_index")
+    first.result = {"text": 'line\u2029break "quoted" \\ / <b>', "numbers": [0, -1, 2**62, 0.5, 3.25], "ok": True}
+    first.task_prep_prompt = {"messages": [{"role": "user", "content": "中文 \U0001f600 \x01"}]}
+    first.error = "tab\tnew\nline"
+    first.start_time = datetime.datetime(2026, 1, 2, 3, 4, 5, 0, tzinfo=datetime.UTC)
+    first.save()
+    second.result = None
+    second.start_time = None
+    second.status = TaskRun.Status.AWAITING_APPROVAL
+    second.save()
+    third.result = ["a", {"nested": [[], {}]}]
+    third.attempt = 3
+    third.save()
+    FlowResultFactory(organization=organization, flow_run=waiting, body="Done ✓")
+    return [plain, waiting]
+
+
+def _plain_runs():
+    """The runs as the plain path read them: every column, the task runs through the related manager (in
+    TaskRun.Meta.ordering, step order)."""
+    return list(FlowRun.objects.order_by("-created_date", "-id").prefetch_related("task_runs"))
+
+
+def _assert_same_output(fast, plain):
+    assert fast == plain
+    assert ORJSONRenderer().render(fast) == JSONRenderer().render(plain)
+
+
+def test_run_lists_match_the_plain_path(owner, runs):
+    fast = FlowRunSerializer(flow_run_list_with_task_runs_for_user(user=owner), many=True).data
+    plain = PlainFlowRunSerializer(_plain_runs(), many=True).data
+
+    assert len(fast) == 2 and len(fast[0]["task_runs"]) == 3
+    _assert_same_output(fast, plain)
+
+
+def test_previews_and_task_runs_match_the_plain_path(owner, runs):
+    fast = FlowRunPreviewSerializer(flow_run_list_with_task_runs_for_user(user=owner), many=True).data
+    plain = PlainFlowRunPreviewSerializer(_plain_runs(), many=True).data
+    _assert_same_output(fast, plain)
+
+    task_runs = list(TaskRun.objects.order_by("flow_run__created_date", "task_operation_index"))
+    _assert_same_output(TaskRunSerializer(task_runs, many=True).data, PlainTaskRunSerializer(task_runs, many=True).data)
+
+
+def test_run_with_result_matches_the_plain_path(owner, runs):
+    fast_run = flow_run_list_with_task_runs_for_user(user=owner).get(id=runs[1].id)
+    plain_run = next(run for run in _plain_runs() if run.id == runs[1].id)
+    fast_run.result = plain_run.result = FlowResult.objects.get(flow_run=runs[1])
+
+    _assert_same_output(FlowRunWithResultSerializer(fast_run).data, PlainFlowRunWithResultSerializer(plain_run).data)
+
+
+def test_datetimes_follow_the_active_time_zone_like_drf(owner, runs):
+    with timezone.override("Asia/Kolkata"):
+        fast = FlowRunSerializer(flow_run_list_with_task_runs_for_user(user=owner), many=True).data
+        plain = PlainFlowRunSerializer(_plain_runs(), many=True).data
+
+    assert fast[0]["approved_at"].endswith("+05:30")
+    _assert_same_output(fast, plain)
+
+
+def test_rows_that_are_not_model_instances_take_drfs_path():
+    row = {"task_operation_index": 1, "status": "completed", "start_time": None, "task_prep_prompt": {}}
+    row |= {"task_prep_answer": {}, "end_time": None, "id": None, "flow_run": None, "result": None, "error": ""}
+    row |= {"attempt": 0}
+
+    assert TaskRunSerializer(row).data == PlainTaskRunSerializer(row).data
+
+
+def test_the_list_reads_no_engine_column(owner, runs):
+    """The selector defers the engine's columns: serializing must not read one (a query per task run)."""
+    queryset = flow_run_list_with_task_runs_for_user(user=owner)
+
+    with CaptureQueriesContext(connection) as queries:
+        FlowRunSerializer(queryset, many=True).data  # noqa: B018 - rendering is the point
+
+    assert len(queries) == 2
