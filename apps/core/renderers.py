@@ -11,19 +11,42 @@ refuses (the request fails with a 500), is written as null. Whatever orjson cann
 keys that are not strings, nesting deeper than 254) and any answer asked for with an indent are rendered by DRF.
 """
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from rest_framework.renderers import JSONRenderer
+from rest_framework.utils.encoders import JSONEncoder
 
 # Kinds orjson would write in its own format: sent to DRF's encoder (``default``) instead, so they read as before.
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
 
 
+class RenderedJSON:
+    """A part of an answer already rendered by ``ORJSONRenderer`` (a cached run, say): written into the answer as
+    is, without being read back."""
+
+    __slots__ = ("content",)
+
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+
+class _Encoder(JSONEncoder):
+    """DRF's encoder, which also reads back a ``RenderedJSON`` (only when DRF renders: an indented answer)."""
+
+    def default(self, obj: Any) -> Any:
+        if isinstance(obj, RenderedJSON):
+            return json.loads(obj.content)
+        return super().default(obj)
+
+
 class ORJSONRenderer(JSONRenderer):
     """DRF's JSONRenderer output, written by orjson; see the module's docstring for the fallbacks."""
+
+    encoder_class = _Encoder
 
     def render(
         self, data: Any, accepted_media_type: str | None = None, renderer_context: Mapping[str, Any] | None = None
@@ -35,7 +58,7 @@ class ORJSONRenderer(JSONRenderer):
         if indent is not None or not self.compact or self.ensure_ascii or not self.strict:
             return super().render(data, accepted_media_type, renderer_context)
         try:
-            output = orjson.dumps(data, default=self.encoder_class().default, option=_PASSTHROUGH)
+            output = orjson.dumps(data, default=_default(self.encoder_class()), option=_PASSTHROUGH)
         except orjson.JSONEncodeError:
             return super().render(data, accepted_media_type, renderer_context)
         # As DRF does: JSON that is also a strict subset of JavaScript.
@@ -44,3 +67,12 @@ class ORJSONRenderer(JSONRenderer):
         if PARAGRAPH_SEPARATOR in output:
             output = output.replace(PARAGRAPH_SEPARATOR, b"\\u2029")
         return output
+
+
+def _default(encoder: JSONEncoder) -> Any:
+    """orjson's ``default``: a ``RenderedJSON`` goes in as is, anything else as DRF's encoder writes it."""
+
+    def default(obj: Any) -> Any:
+        return orjson.Fragment(obj.content) if isinstance(obj, RenderedJSON) else encoder.default(obj)
+
+    return default

@@ -33,12 +33,15 @@ def flow_run_list_with_task_runs_for_user(*, user: User) -> QuerySet[FlowRun]:
     The task runs come as a list in ``TASK_RUNS_ATTRIBUTE`` (a ``to_attr`` prefetch: Django then builds no queryset
     per run), without the engine's own columns (reading one would cost a query per task run).
     """
-    return flow_run_list_for_user(user=user).prefetch_related(
-        Prefetch(
-            "task_runs",
-            queryset=TaskRun.objects.defer(*TASK_RUN_ENGINE_COLUMNS).order_by("task_operation_index"),
-            to_attr=TASK_RUNS_ATTRIBUTE,
-        )
+    return flow_run_list_for_user(user=user).prefetch_related(task_runs_prefetch())
+
+
+def task_runs_prefetch() -> Prefetch:
+    """How runs get their task runs for the API (see ``flow_run_list_with_task_runs_for_user``)."""
+    return Prefetch(
+        "task_runs",
+        queryset=TaskRun.objects.defer(*TASK_RUN_ENGINE_COLUMNS).order_by("task_operation_index"),
+        to_attr=TASK_RUNS_ATTRIBUTE,
     )
 
 

@@ -104,9 +104,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A connection is kept for this long, by each web worker and job, instead of opened per request (and checked first).
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 # --- Internationalisation and static files -----------------------------------------------------------------------
 
@@ -126,6 +126,17 @@ STORAGES = {
 
 # Requests larger than this answer 413 before any view parses them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("NEENA_MAX_BODY_BYTES", default=1_048_576)
+
+# "default" holds the throttling counters; "renders" the JSON of finished runs (apps/runs/rendering.py), at most
+# NEENA_RENDER_CACHE_ENTRIES of them. Both live in each process's memory.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "neena-default"},
+    "renders": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "neena-renders",
+        "OPTIONS": {"MAX_ENTRIES": env.int("NEENA_RENDER_CACHE_ENTRIES", default=10_000)},
+    },
+}
 
 # --- REST framework and OpenAPI ---------------------------------------------------------------------------------
 
