@@ -12,6 +12,7 @@ keys that are not strings, nesting deeper than 254) and any answer asked for wit
 """
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +22,8 @@ from rest_framework.utils.encoders import JSONEncoder
 
 # Kinds orjson would write in its own format: sent to DRF's encoder (``default``) instead, so they read as before.
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-LINE_SEPARATOR, PARAGRAPH_SEPARATOR = "\u2028".encode(), "\u2029".encode()
+# U+2028 and U+2029 in UTF-8, found in one pass over the answer.
+_SEPARATORS = re.compile(b"\xe2\x80[\xa8\xa9]")
 
 
 class RenderedJSON:
@@ -62,10 +64,8 @@ class ORJSONRenderer(JSONRenderer):
         except orjson.JSONEncodeError:
             return super().render(data, accepted_media_type, renderer_context)
         # As DRF does: JSON that is also a strict subset of JavaScript.
-        if LINE_SEPARATOR in output:
-            output = output.replace(LINE_SEPARATOR, b"\\u2028")
-        if PARAGRAPH_SEPARATOR in output:
-            output = output.replace(PARAGRAPH_SEPARATOR, b"\\u2029")
+        if _SEPARATORS.search(output):
+            output = output.replace("\u2028".encode(), b"\\u2028").replace("\u2029".encode(), b"\\u2029")
         return output
 
 

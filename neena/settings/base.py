@@ -127,16 +127,8 @@ STORAGES = {
 # Requests larger than this answer 413 before any view parses them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("NEENA_MAX_BODY_BYTES", default=1_048_576)
 
-# "default" holds the throttling counters; "renders" the JSON of finished runs (apps/runs/rendering.py), at most
-# NEENA_RENDER_CACHE_ENTRIES of them. Both live in each process's memory.
-CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "neena-default"},
-    "renders": {
-        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-        "LOCATION": "neena-renders",
-        "OPTIONS": {"MAX_ENTRIES": env.int("NEENA_RENDER_CACHE_ENTRIES", default=10_000)},
-    },
-}
+# Finished runs whose JSON each process keeps for the runs lists (apps/runs/rendering.py).
+NEENA_RENDER_CACHE_ENTRIES = env.int("NEENA_RENDER_CACHE_ENTRIES", default=10_000)
 
 # --- REST framework and OpenAPI ---------------------------------------------------------------------------------
 

@@ -4,12 +4,11 @@ rendering, fewer queries, and a fresh rendering as soon as the run changes."""
 import json
 
 import pytest
-from django.core.cache import caches
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from apps.runs.models import FlowRun
-from apps.runs.rendering import RENDER_CACHE
+from apps.runs.rendering import rendered_runs_forget
 from tests.factories import FlowRunFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,9 +18,9 @@ URL = "/api/v1/flow_runs/all?limit=100"
 
 @pytest.fixture(autouse=True)
 def empty_cache():
-    caches[RENDER_CACHE].clear()
+    rendered_runs_forget()
     yield
-    caches[RENDER_CACHE].clear()
+    rendered_runs_forget()
 
 
 def _get(api, url=URL, **headers):
