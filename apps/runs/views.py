@@ -12,7 +12,7 @@ from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
 from apps.flows.selectors import flow_and_request_for_user, flow_list_for_user
 from apps.runs.models import FlowResult, FlowRun
-from apps.runs.rendering import RENDER_KEY_FIELDS, flow_runs_rendered
+from apps.runs.rendering import flow_runs_listed, flow_runs_rendered
 from apps.runs.selectors import (
     flow_result_latest_for_entity,
     flow_result_latest_for_run,
@@ -140,9 +140,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         return flow_run_list_with_task_runs_for_user(user=self.user)
 
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(
-            flow_run_list_for_user(user=self.user).values_list(*RENDER_KEY_FIELDS, named=True)
-        )
+        page = self.paginate_queryset(flow_runs_listed(flow_run_list_for_user(user=self.user)))
         return Response(flow_runs_rendered(page or []))
 
     @extend_schema(
@@ -155,9 +153,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         flow_id = parse_query(FlowIdQuerySerializer, request)["flow_id"]
         if not flow_list_for_user(user=self.user).filter(id=flow_id).exists():
             raise NotFoundError("Flow not found.")
-        page = self.paginate_queryset(
-            flow_run_list_for_user(user=self.user).filter(flow_id=flow_id).values_list(*RENDER_KEY_FIELDS, named=True)
-        )
+        page = self.paginate_queryset(flow_runs_listed(flow_run_list_for_user(user=self.user).filter(flow_id=flow_id)))
         return Response(flow_runs_rendered(page or []))
 
     @extend_schema(

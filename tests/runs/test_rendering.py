@@ -6,8 +6,9 @@ import json
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from apps.runs.models import FlowRun
+from apps.runs.models import FlowRun, TaskRun
 from apps.runs.rendering import rendered_runs_forget
 from tests.factories import FlowRunFactory
 
@@ -65,6 +66,23 @@ def test_a_run_that_changes_is_rendered_again(api, organization, owner):
     (rendered,) = json.loads(after)
     assert rendered["status_reason"] == "Edited."
     assert {task_run["error"] for task_run in rendered["task_runs"]} == {"Fixed by hand."}
+    assert after != before
+
+
+def test_a_step_ending_after_its_run_was_cancelled_is_shown(api, organization):
+    """Cancelling lets a running step finish: it changes a task run, not the run."""
+    run = FlowRunFactory(organization=organization, status=FlowRun.Status.CANCELLED)
+    running = run.task_runs.order_by("task_operation_index").first()
+    TaskRun.objects.filter(id=running.id).update(status=TaskRun.Status.IN_PROGRESS, result=None)
+    before, _ = _get(api)
+
+    TaskRun.objects.filter(id=running.id).update(
+        status=TaskRun.Status.COMPLETED, result={"text": "done"}, modified_date=timezone.now()
+    )
+    after, _ = _get(api)
+
+    statuses = [task_run["status"] for task_run in json.loads(after)[0]["task_runs"]]
+    assert statuses[0] == "completed"
     assert after != before
 
 
