@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
@@ -10,8 +11,11 @@ from apps.accounts.models import Organization
 from apps.integrations.execution import TransientTaskError
 from apps.integrations.models import Notification
 from apps.runs.models import FlowRun, TaskRun
+from apps.runs.services import execution
 from apps.runs.services.approval import approvals_time_out
+from apps.runs.services.control import run_cancel
 from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.memory import RunMemory
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 pytestmark = pytest.mark.django_db
@@ -203,3 +207,59 @@ def test_a_broker_that_is_down_loses_nothing(api, owner, organization, monkeypat
 
     assert response.status_code == 200
     assert TaskRun.objects.get(flow_run_id=response.json()["id"]).enqueued_at is not None
+
+
+def test_a_cancel_stops_the_core_steps_a_job_has_readied_but_not_started(owner, organization, monkeypatch):
+    """A job runs one readied step next in place; the others are queued, so a cancel in between stops them."""
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow_run = _run(
+        owner,
+        [step(index, "Format Text", template=f"line {index}") for index in range(5)],
+        [(0, child) for child in range(1, 5)],
+    )
+    real_call = execution.task_call
+
+    def cancel_during_the_first_child(definition, context, values):
+        if values["template"] == "line 1":
+            run_cancel(flow_run=FlowRun.objects.get(id=flow_run.id), user=owner)
+        return real_call(definition, context, values)
+
+    monkeypatch.setattr(execution, "task_call", cancel_during_the_first_child)
+    execution.task_runs_execute(task_run_ids=[_step_run(flow_run).id], time_limit_seconds=600)
+
+    statuses = dict(flow_run.task_runs.values_list("task_operation_index", "status"))
+    assert statuses == {0: "completed", 1: "completed", 2: "cancelled", 3: "cancelled", 4: "cancelled"}
+    assert FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.CANCELLED
+
+
+def test_a_join_below_a_failed_branch_ends_the_run_when_the_other_branch_completes(owner, organization):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow_run = _run(
+        owner,
+        [
+            step(0, "Format Text", template="start"),
+            step(1, "Format Text", template="{{ steps.0.result.missing }}"),
+            step(2, "Format Text", template="other branch"),
+            step(3, "Format Text", template="join"),
+        ],
+        [(0, 1), (0, 2), (1, 3), (2, 3)],
+    )
+    task_run_execute(task_run_id=_step_run(flow_run, 0).id)
+    task_run_execute(task_run_id=_step_run(flow_run, 1).id)  # fails: the join can never run
+    assert FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.IN_PROGRESS
+
+    task_run_execute(task_run_id=_step_run(flow_run, 2).id)
+
+    statuses = dict(flow_run.task_runs.values_list("task_operation_index", "status"))
+    assert statuses == {0: "completed", 1: "failed", 2: "completed", 3: "skipped"}
+    assert FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.FAILED  # not left to the sweeper
+
+
+def test_a_step_removed_by_an_edit_of_the_flow_is_queued_to_fail(owner, organization):
+    flow_run = _run(owner, [step(0, "Format Text", template="a"), step(1, "Format Text", template="b")], [(0, 1)])
+    memory = RunMemory(flow_run)
+    flow_run.flow.task_operations.filter(index=1).delete()
+
+    ready = memory.ready_step(1, _step_run(flow_run, 1).id)
+
+    assert ready.queue == settings.NEENA_ORCHESTRATION_QUEUE  # its job then fails it: "Step removed."

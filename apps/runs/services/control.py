@@ -133,6 +133,9 @@ def runs_sweep(*, now: Any = None) -> SweepReport:
     stalled = flow_runs_stalled(older_than=now - timedelta(seconds=settings.NEENA_REQUEUE_AFTER_SECONDS))
     for flow_run_id in stalled:
         logger.warning("Run %s stalled between a step's end and its next steps; examining it again.", flow_run_id)
-        ready_steps_send(flow_run_advance(flow_run_id=flow_run_id))
+        try:
+            ready_steps_send(flow_run_advance(flow_run_id=flow_run_id))
+        except Exception:  # one broken run must not stop the sweep of the others
+            logger.exception("Could not examine run %s again.", flow_run_id)
     report.advanced_stalled = len(stalled)
     return report

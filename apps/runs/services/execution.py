@@ -185,8 +185,11 @@ def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim
     whether every step has ended. A chain's next step needs no read of states at all, and a fan-out's join one read
     of the unfinished steps' indices per branch.
 
-    Up to ``may_claim`` readied ``core`` steps are claimed at once for the caller to run next (in ``claimed``): the
-    write that readies them claims them, so running a step in place costs no claim of its own.
+    When ``may_claim``, the first readied ``core`` step is claimed for the caller to run next (in ``claimed``): the
+    write that readies it claims it, so running a step in place costs no claim of its own. Only one: the others are
+    queued, so that several workers share them and a cancel stops those not started. A join that can no longer run
+    (a predecessor failed, was skipped or cancelled) sends the run to ``flow_run_advance``, which skips it and ends
+    the run when nothing else is left.
     """
     successors = memory.successors(completed)
     if not successors:
@@ -195,11 +198,19 @@ def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim
         return StepOutcome()
     candidates = successors
     if any(len(memory.predecessors(successor)) > 1 for successor in successors):
-        # A join: are its other predecessors completed? (Indices only: a fan-out's branches each ask once.)
-        unfinished = set(
-            flow_run.task_runs.exclude(status=Status.COMPLETED).values_list("task_operation_index", flat=True)
+        # A join: are its other predecessors completed? (A fan-out's branches each read the unfinished steps once.)
+        unfinished = dict(
+            flow_run.task_runs.exclude(status=Status.COMPLETED).values_list("task_operation_index", "status")
         )
-        candidates = [successor for successor in successors if unfinished.isdisjoint(memory.predecessors(successor))]
+        candidates = [
+            successor for successor in successors if unfinished.keys().isdisjoint(memory.predecessors(successor))
+        ]
+        if any(
+            unfinished.get(source) in TaskRun.TERMINAL
+            for successor in successors
+            for source in memory.predecessors(successor)
+        ):
+            return StepOutcome(ready=flow_run_advance(flow_run_id=flow_run.id))
     if not candidates:
         return StepOutcome()
     ready = memory.unstarted(candidates)
@@ -208,7 +219,7 @@ def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim
         task_run
         for task_run, step in zip(ready, steps, strict=True)
         if step.queue == settings.NEENA_ORCHESTRATION_QUEUE and task_run.task_operation is not None
-    ][: max(0, may_claim)]
+    ][: min(1, may_claim)]
     now = timezone.now()
     flow_run.task_runs.filter(
         id__in=[task_run.id for task_run in ready if task_run not in here], status=Status.PENDING
@@ -219,9 +230,11 @@ def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim
     return StepOutcome(ready=[step for step in steps if step.task_run_id not in {t.id for t in here}], claimed=claimed)
 
 
+@transaction.atomic
 def _finish(flow_run: FlowRun, edges: list[Edge]) -> None:
-    """Ends the run once every step has ended: failed with the first failure's error, else completed with its result.
-    A conditional UPDATE: whoever finds the run ended first ends it, once; a cancelled run stays cancelled."""
+    """Ends the run once every step has ended: failed with the first failure's error, else completed with its result
+    (in the same transaction). A conditional UPDATE: whoever finds the run ended first ends it, once; a cancelled run
+    stays cancelled."""
     first_failed = flow_run.task_runs.filter(status=Status.FAILED).order_by("task_operation_index").first()
     now = timezone.now()
     ending = {
@@ -366,9 +379,10 @@ def _park(task_run: TaskRun, **changes: Any) -> None:
     """Stops before a side effect: the step waits with its prepared parameters; the run waits for a decision."""
     with transaction.atomic():
         flow_run = FlowRun.objects.select_for_update().only(*_RUN_STATE).get(id=task_run.flow_run_id)
-        if not _move(task_run, Status.PREPARING, status=Status.AWAITING_APPROVAL, lease_expires_at=None, **changes):
+        if flow_run.status in FlowRun.TERMINAL:  # cancelled meanwhile: nothing to approve
+            _move(task_run, Status.PREPARING, status=Status.CANCELLED, end_time=timezone.now(), lease_expires_at=None)
             return
-        if flow_run.status in FlowRun.TERMINAL:
+        if not _move(task_run, Status.PREPARING, status=Status.AWAITING_APPROVAL, lease_expires_at=None, **changes):
             return
         flow_run.status = RunStatus.AWAITING_APPROVAL
         flow_run.approval_status = FlowRun.ApprovalStatus.PENDING

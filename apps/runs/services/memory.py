@@ -80,7 +80,9 @@ class RunMemory:
             self._queueing = {
                 index: (queue_for(integration), time_limit(policy)) for index, integration, policy in operations
             }
-        return ReadyStep(task_run_id, *self._queueing[index])
+        # A step whose operation was removed by an edit of the flow: its job fails it ("Step removed.").
+        queue, limit = self._queueing.get(index, (settings.NEENA_ORCHESTRATION_QUEUE, time_limit({})))
+        return ReadyStep(task_run_id, queue, limit)
 
     @property
     def flow_request(self) -> FlowRequest:
@@ -141,7 +143,12 @@ class RunMemory:
             rows = (
                 TaskRun.objects.select_related("task_operation")
                 .defer(*STEP_OUTPUTS)
-                .filter(flow_run_id=self.flow_run_id, task_operation_index__in=ahead, status=TaskRun.Status.PENDING)
+                .filter(
+                    flow_run_id=self.flow_run_id,
+                    task_operation_index__in=ahead,
+                    status=TaskRun.Status.PENDING,
+                    enqueued_at__isnull=True,  # not one queued already, or waiting for a retry's countdown
+                )
             )
             self._unstarted.update({task_run.task_operation_index: task_run for task_run in rows})
         return [self._unstarted.pop(index) for index in sorted(set(indices)) if index in self._unstarted]
