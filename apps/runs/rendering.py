@@ -6,7 +6,8 @@ Such a run no longer changes, except through something that saves the run again 
 it is rendered afresh until then.) A page of runs is assembled from the cached
 JSON of its finished runs and the fresh rendering of the others, whose task runs alone are read; the answer is the
 same, byte for byte (tests/runs/test_rendering.py). The cache is each process's own (cachetools' LRU: a dictionary
-lookup per run, no pickling), at most NEENA_RENDER_CACHE_ENTRIES runs; the least recently served go first.
+lookup per run, no pickling), holding at most NEENA_RENDER_CACHE_BYTES of JSON; the least recently served go first,
+and a run larger than that is rendered every time.
 """
 
 import datetime
@@ -24,7 +25,7 @@ from apps.runs.models import FlowRun, TaskRun
 from apps.runs.selectors import task_runs_prefetch
 from apps.runs.serializers import FlowRunSerializer
 
-_rendered: LRUCache[tuple[UUID, Any], bytes] = LRUCache(maxsize=settings.NEENA_RENDER_CACHE_ENTRIES)
+_rendered: LRUCache[tuple[UUID, Any], bytes] = LRUCache(maxsize=settings.NEENA_RENDER_CACHE_BYTES, getsizeof=len)
 # cachetools' caches are not thread-safe, and the development server serves requests in threads.
 _lock = threading.Lock()
 
@@ -67,7 +68,9 @@ def flow_runs_rendered(flow_runs: Sequence[ListedRun]) -> list[Any]:
         if all(task_run["status"] in TaskRun.TERMINAL for task_run in data[run_id]["task_runs"])
     }
     with _lock:
-        _rendered.update(finished)
+        for key, content in finished.items():
+            if len(content) <= _rendered.maxsize:
+                _rendered[key] = content
     cached.update(finished)
     return [
         RenderedJSON(cached[keys[flow_run.id]]) if keys.get(flow_run.id) in cached else data[flow_run.id]

@@ -2,8 +2,9 @@
 
 Rendering never evaluates anything: each placeholder is replaced, in one pass, by its field's value as text, so a
 value that itself contains ``<{other}>``, ``{{ steps.0.result }}``, quotes or braces is inserted exactly as it came.
-The flow is planned from the template, not from the rendered text (``template_for_planning``): each placeholder
-stands for its field in the request's metadata, so an event's content is data for the steps and never chooses them.
+The flow is planned from the template, not from the rendered text (``template_for_planning``): a placeholder whose
+value is free text stands for its field in the request's metadata, so an event's words are data for the steps and
+never choose them; a plain value (an id, a number, an e-mail address, a URL) is planned from as it is.
 """
 
 import json
@@ -14,6 +15,10 @@ from typing import Any
 PLACEHOLDER = re.compile(r"<\{([^{}<>]*)\}>")
 # A field name a binding can name as ``request.metadata.<name>`` (``apps.flows.bindings``).
 BINDABLE_NAME = re.compile(r"^[\w-]+$")
+# A value the planner may read as it is: one token of plain characters with a digit or one of @ : / # in it (an id,
+# a number, an e-mail address, a URL, a #channel). No spaces, quotes or braces: it cannot read as an instruction,
+# name a task or write a binding.
+PLAIN_VALUE = re.compile(r"^(?=.*[\d@:/#])[\w.@+#:/%=?&-]{1,200}$")
 
 
 def placeholder_names(template_body: str) -> list[str]:
@@ -38,13 +43,16 @@ def template_render(template_body: str, values: Mapping[str, Any]) -> str:
     return PLACEHOLDER.sub(lambda match: value_as_text(values.get(match.group(1).strip())), template_body)
 
 
-def template_for_planning(template_body: str) -> str:
-    """The template as the planner reads it: each ``<{field}>`` becomes ``{{ request.metadata.<field> }}``, which a
-    planned step then reads as a binding (the event fields are the request's metadata), or the bare field name when
-    no binding can name it."""
+def template_for_planning(template_body: str, values: Mapping[str, Any]) -> str:
+    """The template as the planner reads it: each ``<{field}>`` becomes its value when that is plain (``PLAIN_VALUE``)
+    or empty, else ``{{ request.metadata.<field> }}``, which a planned step then reads as a binding (the event fields
+    are the request's metadata), or the bare field name when no binding can name it."""
 
     def reference(match: re.Match[str]) -> str:
         name = match.group(1).strip()
+        text = value_as_text(values.get(name))
+        if text == "" or PLAIN_VALUE.match(text):
+            return text
         return f"{{{{ request.metadata.{name} }}}}" if BINDABLE_NAME.match(name) else name
 
     return PLACEHOLDER.sub(reference, template_body)

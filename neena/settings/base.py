@@ -127,8 +127,8 @@ STORAGES = {
 # Requests larger than this answer 413 before any view parses them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("NEENA_MAX_BODY_BYTES", default=1_048_576)
 
-# Finished runs whose JSON each process keeps for the runs lists (apps/runs/rendering.py).
-NEENA_RENDER_CACHE_ENTRIES = env.int("NEENA_RENDER_CACHE_ENTRIES", default=10_000)
+# How much finished runs' JSON each process keeps for the runs lists (apps/runs/rendering.py), in bytes.
+NEENA_RENDER_CACHE_BYTES = env.int("NEENA_RENDER_CACHE_BYTES", default=64 * 1024 * 1024)
 
 # --- REST framework and OpenAPI ---------------------------------------------------------------------------------
 

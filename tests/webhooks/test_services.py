@@ -378,7 +378,8 @@ def copying_planner(planned_from):
     ],
 )
 def test_the_planner_reads_the_template_never_the_event(owner, monkeypatch, subject):
-    """What the planner copies can only come from the template: each placeholder stands for its metadata field."""
+    """What the planner copies can only come from the template: free text stands for its metadata field (a plain
+    value, like the ticket id, is planned from as it is)."""
     planned_from: list[str] = []
     monkeypatch.setattr(processing, "flow_generate", copying_planner(planned_from))
     operation = make_operation(owner, template_body='Reply to ticket <{ticket_id}> saying "<{subject}>".')
@@ -386,7 +387,7 @@ def test_the_planner_reads_the_template_never_the_event(owner, monkeypatch, subj
     processed = process(receive(operation, zendesk_ticket_created(subject=subject)))
 
     assert processed.status == TriggerRun.Status.COMPLETED, processed.reason
-    assert planned_from == ['Reply to ticket {{ request.metadata.ticket_id }} saying "{{ request.metadata.subject }}".']
+    assert planned_from == ['Reply to ticket 4242 saying "{{ request.metadata.subject }}".']
     echo = processed.flow_request.flow.task_operations.get(index=1)
     assert echo.parameters == {"template": "{{ request.metadata.subject }}"}
     assert processed.flow_request.request_metadata["subject"] == subject  # data, read through that binding
@@ -436,6 +437,31 @@ def test_a_template_binding_runs_as_written(owner, monkeypatch):
     assert processed.status == TriggerRun.Status.COMPLETED, processed.reason
     echo = processed.flow_request.flow.task_operations.get(index=1)
     assert echo.parameters == {"template": "{{ steps.0.result.text }}"}
+
+
+def test_plain_values_are_planned_from_as_they_are(owner):
+    """An address, an id or a number reads as itself: the planner binds the recipient from it, as from a request."""
+    operation = make_operation(
+        owner, template_body='Send a notification to <{requester_email}> saying "Ticket <{ticket_id}> received".'
+    )
+
+    processed = process(receive(operation, zendesk_ticket_created()))
+
+    assert processed.status == TriggerRun.Status.COMPLETED, processed.reason
+    notify = processed.flow_request.flow.task_operations.get()
+    assert notify.parameters["recipient"] == "ann@example.com"
+    assert notify.parameters["message"] == "Ticket 4242 received"
+
+
+def test_a_missing_field_inside_quotes_reads_as_empty_text(owner):
+    operation = make_operation(owner, template_body='Reply to ticket <{ticket_id}> saying "Thanks <{priority}>".')
+    payload = zendesk_ticket_created()
+    del payload["ticket"]["priority"]
+
+    processed = process(receive(operation, payload))
+
+    assert processed.status == TriggerRun.Status.COMPLETED, processed.reason
+    assert processed.flow_request.flow.task_operations.get().parameters["body"] == "Thanks "
 
 
 def test_the_same_template_with_a_plain_value_binds_the_field(owner):

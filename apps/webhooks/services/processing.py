@@ -105,9 +105,10 @@ def _flow_request_create(trigger_run: TriggerRun, user: User) -> FlowRequest:
 def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) -> None:
     """Generates and executes the flow and completes the trigger run, all or nothing.
 
-    The flow is planned from the operation's template, each placeholder standing for its event field in the request's
-    metadata (``template_for_planning``): the event's values reach the steps as data, through those bindings, and
-    can neither choose steps nor write a binding of their own.
+    The flow is planned from the operation's template (``template_for_planning``): a placeholder whose value is free
+    text stands for its event field in the request's metadata, so the event's words reach the steps as data, through
+    those bindings, and can neither choose steps nor write a binding of their own; plain values (ids, numbers,
+    addresses) are planned from as they are.
     """
     operation = trigger_run.operation
     with transaction.atomic():
@@ -115,7 +116,9 @@ def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) 
         if locked.status != Status.PROCESSING or locked.flow_run_id is not None:
             return  # another worker got here first (a stalled run put back while its first worker still ran)
         flow = flow_generate(
-            user=user, flow_request=flow_request, instructions=template_for_planning(operation.template_body)
+            user=user,
+            flow_request=flow_request,
+            instructions=template_for_planning(operation.template_body, trigger_run.event_fields),
         )
         flow_run = flow_execute(
             user=user, flow=flow, flow_request=flow_request, triggered_by=trigger_run_triggered_by(operation=operation)
