@@ -10,7 +10,6 @@ lookup per run, no pickling), holding at most NEENA_RENDER_CACHE_BYTES of JSON; 
 and a run larger than that is rendered every time.
 """
 
-import datetime
 import threading
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -18,14 +17,15 @@ from uuid import UUID
 
 from cachetools import LRUCache
 from django.conf import settings
-from django.db.models import QuerySet, prefetch_related_objects
+from django.db.models import CharField, QuerySet, prefetch_related_objects
+from django.db.models.functions import Cast
 
 from apps.core.renderers import ORJSONRenderer, RenderedJSON
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.selectors import task_runs_prefetch
 from apps.runs.serializers import FlowRunSerializer
 
-_rendered: LRUCache[tuple[UUID, Any], bytes] = LRUCache(maxsize=settings.NEENA_RENDER_CACHE_BYTES, getsizeof=len)
+_rendered: LRUCache[tuple[UUID, str], bytes] = LRUCache(maxsize=settings.NEENA_RENDER_CACHE_BYTES, getsizeof=len)
 # cachetools' caches are not thread-safe, and the development server serves requests in threads.
 _lock = threading.Lock()
 
@@ -33,17 +33,19 @@ _lock = threading.Lock()
 class ListedRun(Protocol):
     id: UUID
     status: str
-    modified_date: datetime.datetime
+    version: str
 
 
 def flow_runs_listed(flow_runs: QuerySet[FlowRun]) -> QuerySet[FlowRun, Any]:
-    """What a page of runs is read with: rows of each run's id, status and ``modified_date``, enough to find each
-    rendering."""
-    return flow_runs.values_list("id", "status", "modified_date", named=True)
+    """What a page of runs is read with: rows of each run's id, status and ``modified_date`` (as the database writes
+    it: only compared, never parsed), enough to find each rendering."""
+    return flow_runs.annotate(version=Cast("modified_date", CharField())).values_list(
+        "id", "status", "version", named=True
+    )
 
 
-def _key(flow_run: ListedRun) -> tuple[UUID, Any]:
-    return flow_run.id, flow_run.modified_date
+def _key(flow_run: ListedRun) -> tuple[UUID, str]:
+    return flow_run.id, flow_run.version
 
 
 def flow_runs_rendered(flow_runs: Sequence[ListedRun]) -> list[Any]:
