@@ -59,18 +59,19 @@ class RunMemory:
         return self._edges
 
     def predecessors(self, index: int) -> list[int]:
-        if self._predecessors is None:
-            self._predecessors = {}
-            for source, target in self.edges:
-                self._predecessors.setdefault(target, []).append(source)
-        return self._predecessors.get(index, [])
+        return self._neighbours()[0].get(index, [])
 
     def successors(self, index: int) -> list[int]:
-        if self._successors is None:
-            self._successors = {}
+        return self._neighbours()[1].get(index, [])
+
+    def _neighbours(self) -> tuple[dict[int, list[int]], dict[int, list[int]]]:
+        """Each step's predecessors and successors, from the edges, built once."""
+        if self._predecessors is None or self._successors is None:
+            self._predecessors, self._successors = {}, {}
             for source, target in self.edges:
+                self._predecessors.setdefault(target, []).append(source)
                 self._successors.setdefault(source, []).append(target)
-        return self._successors.get(index, [])
+        return self._predecessors, self._successors
 
     def ready_step(self, index: int, task_run_id: UUID) -> ReadyStep:
         if self._queueing is None:
