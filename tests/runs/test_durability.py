@@ -115,7 +115,7 @@ def test_a_worker_dying_between_a_step_end_and_the_next_steps_is_caught_by_the_s
     if shape == "join":
         task_run_execute(task_run_id=step_of[1])
     # Step 0's end is committed; the worker dies before readying what comes next.
-    monkeypatch.setattr("apps.runs.services.execution._ready_after", _die)
+    monkeypatch.setattr("apps.runs.services.execution.ready_after", _die)
     with pytest.raises(_WorkerDied):
         task_run_execute(task_run_id=step_of[0])
     monkeypatch.undo()

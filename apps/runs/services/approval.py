@@ -14,8 +14,10 @@ from django.utils import timezone
 from apps.accounts.models import Organization, User
 from apps.core.exceptions import ConflictError, ForbiddenError, InputValidationError
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
-from apps.runs.services.execution import flow_run_advance, ready_step, ready_steps_send
+from apps.runs.services.execution import ready_steps_send
 from apps.runs.services.preparation import parameters_override
+from apps.runs.services.readiness import flow_run_advance
+from apps.runs.services.transitions import ready_step
 
 TIMEOUT_DECIDER = "approval timeout"
 

@@ -14,14 +14,9 @@ from apps.core.exceptions import ConflictError
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import send_steps
 from apps.runs.services.approval import approvals_time_out
-from apps.runs.services.execution import (
-    flow_execute,
-    flow_run_advance,
-    flow_runs_stalled,
-    ready_step,
-    ready_steps_send,
-    task_runs_unclaimed,
-)
+from apps.runs.services.execution import flow_execute, ready_steps_send
+from apps.runs.services.readiness import flow_run_advance, flow_runs_stalled, task_runs_unclaimed
+from apps.runs.services.transitions import ready_step
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,8 @@
-"""Running flows: creating runs, executing steps, and advancing the DAG so that every step runs exactly once.
+"""Running flows: creating runs and executing their steps, so that every step runs exactly once.
 
-The graph state lives in the database. A step is claimed with a conditional UPDATE (pending -> preparing), so a
-redelivered or duplicated job, or a step readied twice, runs once. When a step ends, its end is committed first and
-its successors are examined after: a successor is readied (``enqueued_at`` set) by a completion that finds all its
-predecessors completed, and of two branches ending at once the later check sees both, so joins fire and parallel
-branches never lose a step. A worker dying between the two leaves the step to the sweeper. Failures, approvals and
-the sweeper examine the whole run under its row lock.
+The graph state lives in the database. A step is claimed with a conditional UPDATE (pending -> preparing,
+``apps.runs.services.transitions``), so a redelivered or duplicated job, or a step readied twice, runs once. When a
+step ends, its end is committed first and its successors are examined after (``apps.runs.services.readiness``).
 """
 
 import json
@@ -13,8 +10,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -22,7 +18,6 @@ from uuid import UUID
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
 from apps.accounts.models import Organization, User
@@ -33,9 +28,11 @@ from apps.integrations.execution import TaskContext, TaskError, TransientTaskErr
 from apps.integrations.models import TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep, queue_for, send_steps
-from apps.runs.services.memory import STEP_OUTPUTS, Edge, RunMemory, time_limit
+from apps.runs.services.memory import STEP_OUTPUTS, RunMemory
 from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
-from apps.runs.services.results import flow_result_finalize, integration_entity
+from apps.runs.services.readiness import StepOutcome, flow_run_advance, flow_run_finish, ready_after
+from apps.runs.services.results import integration_entity
+from apps.runs.services.transitions import ready_step, step_claim, step_lease, step_move, time_limit_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,28 +43,7 @@ RunStatus = FlowRun.Status
 _RUN_STATE = ("id", "status", "flow_id", "flow_request_id", "organization_id", "triggered_by")
 
 
-@dataclass
-class StepOutcome:
-    """What a job leaves to do: steps now ready to be queued, steps readied and already claimed for this job to run
-    next (``claimed``), and a retry of this one after ``retry_in`` seconds."""
-
-    ready: list[ReadyStep] = field(default_factory=list)
-    claimed: list[TaskRun] = field(default_factory=list)
-    retry: ReadyStep | None = None
-    retry_in: float = 0.0
-
-
 # --- Creating runs -------------------------------------------------------------------------------------------------
-
-
-def _time_limit(definition: TaskDefinition) -> int:
-    return time_limit(definition.retry_policy)
-
-
-def ready_step(task_run: TaskRun) -> ReadyStep:
-    """The queueing facts of a step: its id, its queue (by integration) and its time limit."""
-    definition = task_run.task_operation.task_definition  # type: ignore[union-attr]
-    return ReadyStep(task_run.id, queue_for(definition.integration.short_name), _time_limit(definition))
 
 
 def _send_on_commit(steps: list[ReadyStep]) -> None:
@@ -122,159 +98,12 @@ def flow_execute(
     TaskRun.objects.bulk_create(task_runs)
     if not parks:
         if not task_runs:
-            _finish(flow_run, [])
+            flow_run_finish(flow_run, [])
         _send_on_commit([ready_step(task_run) for task_run in task_runs if task_run.enqueued_at])
     return flow_run
 
 
-# --- Advancing the DAG -----------------------------------------------------------------------------------------------
-
-
-def _descendants(edges: Iterable[Edge], roots: Iterable[int]) -> set[int]:
-    successors: dict[int, list[int]] = {}
-    for source, target in edges:
-        successors.setdefault(source, []).append(target)
-    found: set[int] = set()
-    stack = list(roots)
-    while stack:
-        for successor in successors.get(stack.pop(), []):
-            if successor not in found:
-                found.add(successor)
-                stack.append(successor)
-    return found
-
-
-def _ready_steps(flow_run: FlowRun, memory: RunMemory) -> list[ReadyStep]:
-    """Marks the run's runnable steps as queued and returns them; call with the run's row locked.
-
-    Runnable: pending, not queued yet, every predecessor completed. Pending steps below a failed step are skipped.
-    When every step has ended, the run ends too. It runs after a failure, an approval, a retry and for the sweeper
-    (a completion uses ``_ready_after``); it reads each step's index, id, status and whether it is queued (no JSON,
-    no joins).
-    """
-    edges = memory.edges
-    rows = flow_run.task_runs.annotate(
-        queued=ExpressionWrapper(Q(enqueued_at__isnull=False), output_field=BooleanField())
-    ).values_list("task_operation_index", "id", "status", "queued")
-    ids = {index: task_run_id for index, task_run_id, _, _ in rows}
-    status = {index: value for index, _, value, _ in rows}
-    waiting = {index for index, _, value, queued in rows if value == Status.PENDING and not queued}
-    doomed = sorted(waiting & _descendants(edges, [index for index, value in status.items() if value == Status.FAILED]))
-    if doomed:
-        flow_run.task_runs.filter(task_operation_index__in=doomed).update(
-            status=Status.SKIPPED, error="An earlier step failed.", modified_date=timezone.now()
-        )
-        status.update(dict.fromkeys(doomed, Status.SKIPPED))
-        waiting.difference_update(doomed)
-
-    blocked = {target for source, target in edges if status.get(source) != Status.COMPLETED}
-    ready = sorted(waiting - blocked)
-    if ready:
-        flow_run.task_runs.filter(task_operation_index__in=ready, status=Status.PENDING).update(
-            enqueued_at=timezone.now()
-        )
-        return [memory.ready_step(index, ids[index]) for index in ready]
-    if all(value in TaskRun.TERMINAL for value in status.values()):
-        _finish(flow_run, edges)
-    return []
-
-
-def _ready_after(flow_run: FlowRun, memory: RunMemory, completed: int, may_claim: int) -> StepOutcome:
-    """``_ready_steps`` once step ``completed`` has completed (and committed), without the run's lock, reading only
-    what that can have changed: which of its successors now have every predecessor completed, and, when it has none,
-    whether every step has ended. A chain's next step needs no read of states at all, and a fan-out's join one read
-    of the unfinished steps' indices per branch.
-
-    When ``may_claim``, the first readied ``core`` step is claimed for the caller to run next (in ``claimed``): the
-    write that readies it claims it, so running a step in place costs no claim of its own. Only one: the others are
-    queued, so that several workers share them and a cancel stops those not started. A join that can no longer run
-    (a predecessor failed, was skipped or cancelled) sends the run to ``flow_run_advance``, which skips it and ends
-    the run when nothing else is left.
-    """
-    successors = memory.successors(completed)
-    if not successors:
-        if not flow_run.task_runs.exclude(status__in=TaskRun.TERMINAL).exists():
-            _finish(flow_run, memory.edges)
-        return StepOutcome()
-    candidates = successors
-    if any(len(memory.predecessors(successor)) > 1 for successor in successors):
-        # A join: are its other predecessors completed? (A fan-out's branches each read the unfinished steps once.)
-        unfinished = dict(
-            flow_run.task_runs.exclude(status=Status.COMPLETED).values_list("task_operation_index", "status")
-        )
-        candidates = [
-            successor for successor in successors if unfinished.keys().isdisjoint(memory.predecessors(successor))
-        ]
-        if any(
-            unfinished.get(source) in TaskRun.TERMINAL
-            for successor in successors
-            for source in memory.predecessors(successor)
-        ):
-            return StepOutcome(ready=flow_run_advance(flow_run_id=flow_run.id))
-    if not candidates:
-        return StepOutcome()
-    ready = memory.unstarted(candidates)
-    steps = [memory.ready_step(task_run.task_operation_index, task_run.id) for task_run in ready]
-    here = [
-        task_run
-        for task_run, step in zip(ready, steps, strict=True)
-        if step.queue == settings.NEENA_ORCHESTRATION_QUEUE and task_run.task_operation is not None
-    ][: min(1, may_claim)]
-    now = timezone.now()
-    flow_run.task_runs.filter(
-        id__in=[task_run.id for task_run in ready if task_run not in here], status=Status.PENDING
-    ).update(enqueued_at=now)
-    for task_run in here:
-        task_run.flow_run = flow_run
-    claimed = [task_run for task_run in here if _claimed(task_run, memory, enqueued_at=now)]
-    return StepOutcome(ready=[step for step in steps if step.task_run_id not in {t.id for t in here}], claimed=claimed)
-
-
-@transaction.atomic
-def _finish(flow_run: FlowRun, edges: list[Edge]) -> None:
-    """Ends the run once every step has ended: failed with the first failure's error, else completed with its result
-    (in the same transaction). A conditional UPDATE: whoever finds the run ended first ends it, once; a cancelled run
-    stays cancelled."""
-    first_failed = flow_run.task_runs.filter(status=Status.FAILED).order_by("task_operation_index").first()
-    now = timezone.now()
-    ending = {
-        "status": RunStatus.FAILED if first_failed else RunStatus.COMPLETED,
-        "status_reason": first_failed.error if first_failed else "",
-        "end_time": now,
-    }
-    if (
-        not FlowRun.objects.filter(id=flow_run.id)
-        .exclude(status__in=FlowRun.TERMINAL)
-        .update(modified_date=now, **ending)
-    ):
-        return
-    for name, value in ending.items():
-        setattr(flow_run, name, value)
-    if not first_failed:
-        sources = {source for source, _ in edges}
-        finals = flow_run.task_runs.exclude(task_operation_index__in=sources).order_by("task_operation_index")
-        flow_result_finalize(flow_run=flow_run, final_task_runs=finals)
-
-
-def flow_run_advance(*, flow_run_id: UUID) -> list[ReadyStep]:
-    """Locks the run and readies what can run next (returned, not sent: the caller sends or runs them)."""
-    with transaction.atomic():
-        flow_run = FlowRun.objects.select_for_update().get(id=flow_run_id)
-        if flow_run.status in FlowRun.TERMINAL:
-            return []
-        return _ready_steps(flow_run, RunMemory(flow_run))
-
-
 # --- Executing one step ----------------------------------------------------------------------------------------------
-
-
-def _lease(definition: TaskDefinition, *, preparing: bool = False) -> Any:
-    """How long the worker holds the step from its claim: its time limit and a grace, plus the model's whole budget
-    when it is still to be prepared with the llm preparer."""
-    seconds = _time_limit(definition) + settings.NEENA_STEP_LEASE_GRACE_SECONDS
-    if preparing and settings.NEENA_PREPARER == "llm":
-        seconds += int(settings.NEENA_LLM_TIMEOUT_SECONDS * (settings.NEENA_LLM_MAX_RETRIES + 1))
-    return timezone.now() + timedelta(seconds=seconds)
 
 
 def _pending(task_run_ids: list[UUID]) -> dict[UUID, TaskRun]:
@@ -292,45 +121,7 @@ def _claim(task_run: TaskRun, memories: dict[UUID, RunMemory]) -> RunMemory | No
     job has it or it is no longer pending. ``memories`` holds those of the job."""
     memory = memories.setdefault(task_run.flow_run_id, RunMemory(task_run.flow_run))
     memory.organization = task_run.flow_run.organization
-    return memory if _claimed(task_run, memory) else None
-
-
-def _claimed(task_run: TaskRun, memory: RunMemory, **changes: Any) -> bool:
-    """The claim itself: pending -> preparing with the lease the step's definition asks for, if the step is still
-    pending and unchanged since it was read (every change of a step sets ``modified_date``: a step that ran elsewhere
-    and came back to pending, for a retry or after an approval, is not claimed from an old reading). Also gives the
-    step's run and operation what the job remembers (request, organization, definition)."""
-    task_run.flow_run.flow_request = memory.flow_request
-    task_run.flow_run.organization = memory.organization
-    operation = task_run.task_operation
-    now = timezone.now()
-    if operation is None:
-        lease = now + timedelta(seconds=settings.NEENA_STEP_LEASE_GRACE_SECONDS)
-    else:
-        operation.task_definition = memory.definition(operation.task_definition_id)
-        lease = _lease(operation.task_definition, preparing=not task_run.approved_at)
-    return _move(
-        task_run,
-        Status.PENDING,
-        unchanged_since=task_run.modified_date,
-        status=Status.PREPARING,
-        start_time=now,
-        lease_expires_at=lease,
-        **changes,
-    )
-
-
-def _move(task_run: TaskRun, from_status: str, *, unchanged_since: Any = None, **changes: Any) -> bool:
-    """A conditional transition: applies the changes only if the step is still in ``from_status`` (and, with
-    ``unchanged_since``, was last modified then)."""
-    changes["modified_date"] = timezone.now()
-    current = TaskRun.objects.filter(id=task_run.id, status=from_status)
-    if unchanged_since is not None:
-        current = current.filter(modified_date=unchanged_since)
-    moved = current.update(**changes)
-    for name, value in changes.items():
-        setattr(task_run, name, value)
-    return bool(moved)
+    return memory if step_claim(task_run, memory) else None
 
 
 def _step_inputs(task_run: TaskRun, memory: RunMemory) -> StepInputs:
@@ -367,12 +158,12 @@ def _end_step(
     that dies between the two leaves the check to the sweeper (``flow_runs_stalled``). A failure is rare and changes
     more (the steps below it are skipped): it is checked under the run's lock, over the whole run.
     """
-    if not _move(task_run, from_status, end_time=timezone.now(), lease_expires_at=None, **changes):
+    if not step_move(task_run, from_status, end_time=timezone.now(), lease_expires_at=None, **changes):
         return StepOutcome()
     if changes.get("status") != Status.COMPLETED:
         return StepOutcome(ready=flow_run_advance(flow_run_id=task_run.flow_run_id))
     memory.remember(task_run.task_operation_index, changes["result"])
-    return _ready_after(task_run.flow_run, memory, task_run.task_operation_index, may_claim)
+    return ready_after(task_run.flow_run, memory, task_run.task_operation_index, may_claim)
 
 
 def _park(task_run: TaskRun, **changes: Any) -> None:
@@ -380,9 +171,11 @@ def _park(task_run: TaskRun, **changes: Any) -> None:
     with transaction.atomic():
         flow_run = FlowRun.objects.select_for_update().only(*_RUN_STATE).get(id=task_run.flow_run_id)
         if flow_run.status in FlowRun.TERMINAL:  # cancelled meanwhile: nothing to approve
-            _move(task_run, Status.PREPARING, status=Status.CANCELLED, end_time=timezone.now(), lease_expires_at=None)
+            step_move(
+                task_run, Status.PREPARING, status=Status.CANCELLED, end_time=timezone.now(), lease_expires_at=None
+            )
             return
-        if not _move(task_run, Status.PREPARING, status=Status.AWAITING_APPROVAL, lease_expires_at=None, **changes):
+        if not step_move(task_run, Status.PREPARING, status=Status.AWAITING_APPROVAL, lease_expires_at=None, **changes):
             return
         flow_run.status = RunStatus.AWAITING_APPROVAL
         flow_run.approval_status = FlowRun.ApprovalStatus.PENDING
@@ -425,7 +218,7 @@ def _run_claimed(task_run: TaskRun, memory: RunMemory, may_claim: int) -> StepOu
         return end(Status.PREPARING, status=Status.FAILED, error="Step removed.")
     definition = task_run.task_operation.task_definition
     if flow_run.status in FlowRun.TERMINAL:
-        _move(task_run, Status.PREPARING, status=Status.CANCELLED, end_time=timezone.now(), lease_expires_at=None)
+        step_move(task_run, Status.PREPARING, status=Status.CANCELLED, end_time=timezone.now(), lease_expires_at=None)
         return StepOutcome()
     if flow_run.status == RunStatus.PENDING:
         FlowRun.objects.filter(id=flow_run.id, status=RunStatus.PENDING).update(
@@ -440,7 +233,7 @@ def _run_claimed(task_run: TaskRun, memory: RunMemory, may_claim: int) -> StepOu
         try:
             preparation = step_prepare_configured(_step_inputs(task_run, memory))
         except SoftTimeLimitExceeded:
-            message = f"Preparing the step took longer than its time limit of {_time_limit(definition)} seconds."
+            message = f"Preparing the step took longer than its time limit of {time_limit_of(definition)} seconds."
             return end(Status.PREPARING, status=Status.FAILED, error=message)
         except PreparationError as error:
             return end(
@@ -462,8 +255,8 @@ def _run_claimed(task_run: TaskRun, memory: RunMemory, may_claim: int) -> StepOu
         since = Status.PREPARING
     else:
         # Before calling a service, the step says so (in progress) and takes a lease for the call's time limit.
-        if not _move(
-            task_run, Status.PREPARING, status=Status.IN_PROGRESS, lease_expires_at=_lease(definition), **prepared
+        if not step_move(
+            task_run, Status.PREPARING, status=Status.IN_PROGRESS, lease_expires_at=step_lease(definition), **prepared
         ):
             return StepOutcome()
         since, prepared = Status.IN_PROGRESS, {}
@@ -487,14 +280,14 @@ def _run_claimed(task_run: TaskRun, memory: RunMemory, may_claim: int) -> StepOu
         idempotency_key=f"{task_run.id}:{task_run.attempt}",
         integration_entity=integration_entity(memory.flow_request),
         credential=credential,
-        time_limit_seconds=_time_limit(definition),
+        time_limit_seconds=time_limit_of(definition),
     )
     try:
         result = task_call(definition, context, values)
     except TransientTaskError as error:
         return _retry_or_fail(task_run, definition, error, since, outcome)
     except SoftTimeLimitExceeded:
-        message = f"The step took longer than its time limit of {_time_limit(definition)} seconds."
+        message = f"The step took longer than its time limit of {time_limit_of(definition)} seconds."
         return outcome(status=Status.FAILED, error=message)
     except TaskError as error:
         return outcome(status=Status.FAILED, error=str(error))
@@ -517,7 +310,7 @@ def _retry_or_fail(
         message = f"{error} (gave up after {task_run.attempt + 1} attempts)"
         return outcome(status=Status.FAILED, error=message)
     delay = _retry_delay(definition, task_run.attempt, error.retry_after)
-    if not _move(
+    if not step_move(
         task_run,
         since,
         status=Status.PENDING,
@@ -569,27 +362,3 @@ def task_runs_execute(*, task_run_ids: list[UUID], time_limit_seconds: float) ->
 def ready_steps_send(steps: list[ReadyStep]) -> None:
     """Sends readied steps to the broker after the current transaction commits."""
     _send_on_commit(steps)
-
-
-def task_runs_unclaimed(*, older_than: Any) -> list[TaskRun]:
-    """Queued steps no worker has claimed since ``older_than``: their message was lost (or the queue is slow)."""
-    return list(
-        TaskRun.objects.filter(status=Status.PENDING, enqueued_at__lt=older_than)
-        .filter(Q(flow_run__status=RunStatus.IN_PROGRESS) | Q(flow_run__status=RunStatus.PENDING))
-        .select_related("task_operation__task_definition__integration")
-    )
-
-
-def flow_runs_stalled(*, older_than: Any) -> list[UUID]:
-    """Runs in progress with no step running, queued or waiting for approval, and no step change since
-    ``older_than``: the worker that was to examine them after a step's end died first."""
-    active = TaskRun.objects.filter(flow_run=OuterRef("pk")).filter(
-        Q(status__in=[*TaskRun.RUNNING, Status.AWAITING_APPROVAL]) | Q(status=Status.PENDING, enqueued_at__isnull=False)
-    )
-    recent = TaskRun.objects.filter(flow_run=OuterRef("pk"), modified_date__gte=older_than)
-    return list(
-        FlowRun.objects.filter(status=RunStatus.IN_PROGRESS)
-        .exclude(Exists(active))
-        .exclude(Exists(recent))
-        .values_list("id", flat=True)
-    )
