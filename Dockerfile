@@ -29,4 +29,4 @@ RUN DJANGO_SECRET_KEY=build-time-only-not-a-secret \
 
 USER neena
 EXPOSE 8000
-CMD ["gunicorn", "neena.wsgi:application", "--config", "gunicorn.conf.py"]
+CMD ["gunicorn", "neena.asgi:application", "--config", "gunicorn.conf.py"]

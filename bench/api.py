@@ -171,7 +171,7 @@ def gunicorn(environment: dict[str, str], port: int) -> Iterator[str]:
     """The production web server on 127.0.0.1:``port`` with the benchmark's settings; yields its base URL."""
     with tempfile.NamedTemporaryFile(prefix="neena-bench-gunicorn-", suffix=".log") as output:
         process = subprocess.Popen(  # noqa: S603 - a fixed argument list
-            [str(Path(sys.executable).parent / "gunicorn"), "neena.wsgi:application", "--config", "gunicorn.conf.py"],
+            [str(Path(sys.executable).parent / "gunicorn"), "neena.asgi:application", "--config", "gunicorn.conf.py"],
             cwd=ROOT,
             env={
                 **os.environ,

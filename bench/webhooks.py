@@ -95,7 +95,7 @@ def gunicorn(environment: dict[str, str], workers: int) -> Iterator[str]:
     port = free_port()
     with tempfile.NamedTemporaryFile(prefix="neena-bench-gunicorn-", suffix=".log") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "neena.wsgi:application", "--config", "gunicorn.conf.py"],
+            [sys.executable, "-m", "gunicorn", "neena.asgi:application", "--config", "gunicorn.conf.py"],
             cwd=ROOT,
             env={**environment, "NEENA_WEB_BIND": f"127.0.0.1:{port}", "NEENA_WEB_WORKERS": str(workers)},
             stdout=output,

@@ -1,8 +1,24 @@
-"""ASGI entry point."""
+"""ASGI entry point: the application gunicorn's `asgi` worker serves (gunicorn.conf.py says why ASGI).
+
+Django's ASGI handler drops every request header whose name contains an underscore (so that `api_key` and
+`api-key` cannot be confused). The public docs' legacy header is spelled `api_key: <token>`, so it is renamed to
+`api-key` here, before Django sees the request; Django reads both spellings as HTTP_API_KEY, and a request that
+sends both gets them joined into one value that is no valid token.
+"""
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neena.settings.base")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+LEGACY_API_KEY_HEADER = b"api_key"
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http" and any(name == LEGACY_API_KEY_HEADER for name, _ in scope.get("headers", ())):
+        headers = [(b"api-key" if name == LEGACY_API_KEY_HEADER else name, value) for name, value in scope["headers"]]
+        scope = {**scope, "headers": headers}
+    await django_application(scope, receive, send)

@@ -32,7 +32,7 @@ def main() -> int:
     # Inbound webhook URLs point at this server unless a public address is configured.
     environment.setdefault("NEENA_PUBLIC_BASE_URL", f"http://{bind}")
     commands = {
-        "web": [str(BIN / "gunicorn"), "neena.wsgi:application", "--config", "gunicorn.conf.py", "--bind", bind],
+        "web": [str(BIN / "gunicorn"), "neena.asgi:application", "--config", "gunicorn.conf.py", "--bind", bind],
         "worker": [
             str(BIN / "celery"),
             "-A",
