@@ -18,9 +18,9 @@ RUN pip install -r requirements.txt
 COPY . .
 
 # Static files (admin, Swagger UI and ReDoc assets) are collected into the image and served by whitenoise.
-# The production settings refuse to load without their secrets, so give throwaway values that live only in this
-# RUN step (they are not ENV, so they are not in the image); the real ones come from the environment at run time.
-RUN DJANGO_SECRET_KEY=build-time-only-not-a-secret \
+# The production settings refuse to load without real-looking secrets, so generate throwaway ones that live only in
+# this RUN step (they are not ENV, so they are not in the image); the real ones come from the environment at run time.
+RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
     DJANGO_ALLOWED_HOSTS=localhost \
     NEENA_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
     python manage.py collectstatic --noinput \

@@ -17,11 +17,13 @@ mkdir -p var
 saved_key_is_live() {
     [ -s "$KEY_FILE" ] || return 1
     NEENA_DEMO_KEY="$(cat "$KEY_FILE")" "$PY" manage.py shell --no-imports --verbosity 0 -c '
-import os, sys
+import hashlib, os, sys
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model
-key = os.environ["NEENA_DEMO_KEY"]
-sys.exit(0 if get_access_token_model().objects.filter(token=key, expires__gt=timezone.now()).exists() else 1)
+# Tokens are stored as their SHA-256 checksum only.
+checksum = hashlib.sha256(os.environ["NEENA_DEMO_KEY"].encode()).hexdigest()
+live = get_access_token_model().objects.filter(token_checksum=checksum, expires__gt=timezone.now()).exists()
+sys.exit(0 if live else 1)
 '
 }
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from oauth2_provider.models import get_access_token_model
+from oauth2_provider.models import get_access_token_model, set_token_value
 
 from apps.accounts.models import Membership, Organization, User
 from apps.core.exceptions import ForbiddenError, InputValidationError
@@ -70,11 +70,13 @@ def _validated_scopes(scopes: Iterable[str]) -> list[str]:
 def api_key_create(*, user: User, scopes: Iterable[str]) -> str:
     """Issues a personal API key: a long-lived OAuth2 access token with no client application, returned once."""
     token = f"neena_{secrets.token_urlsafe(32)}"
-    get_access_token_model().objects.create(
+    access_token = get_access_token_model()(
         user=user,
-        token=token,
         application=None,
         scope=" ".join(_validated_scopes(scopes)),
         expires=timezone.now() + settings.NEENA_API_KEY_TTL,
     )
+    # Stored as its SHA-256 checksum only (RFC 9700 token storage, see OAUTH2_PROVIDER): the database never holds it.
+    set_token_value(access_token, token)
+    access_token.save()
     return token

