@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 DJANGO_TEST_ENV := DJANGO_SETTINGS_MODULE=neena.settings.test
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-sqlite test-postgres lint format clean bench bench-planner bench-webhooks
+.PHONY: help venv run test test-sqlite test-postgres lint format clean bench bench-planner bench-webhooks bench-slow-clients
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -43,17 +43,21 @@ lint: venv ## ruff, ruff format --check, mypy, manage.py check and makemigration
 	$(DJANGO_TEST_ENV) $(BIN)/python manage.py check
 	$(DJANGO_TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 
-bench: venv ## All benchmarks: engine and API against their baselines on SQLite and PostgreSQL, planner, webhooks
+bench: venv ## All benchmarks: engine and API on SQLite and PostgreSQL, planner, webhooks, slow clients
 	env -u DATABASE_URL $(BIN)/python bench/run_all.py
 	bash scripts/with_postgres.sh $(BIN)/python bench/run_all.py
 	$(BIN)/python bench/planner.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/slow_clients.py
 
 bench-planner: venv ## Planner accuracy on the labelled requests, and planning time against catalogue size
 	$(BIN)/python bench/planner.py
 
 bench-webhooks: venv ## Inbound webhooks under gunicorn at 200 signed events/s: acknowledgement rate, p50/p99, lost events
 	$(BIN)/python bench/webhooks.py
+
+bench-slow-clients: venv ## /healthz answer times while 300 clients dribble their headers, against none
+	$(BIN)/python bench/slow_clients.py
 
 # Fix first, then format, as ruff recommends; --exit-zero so unfixable findings are shown without stopping here.
 format: venv ## Apply ruff's safe fixes and format the code

@@ -10,9 +10,12 @@ import os
 from typing import Any
 
 from django.core.asgi import get_asgi_application
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "neena.settings.base")
 django_application = get_asgi_application()
+# Import every view now, while the worker starts, instead of during its first request (which took 0.3-0.8 s).
+get_resolver().check()
 
 LEGACY_API_KEY_HEADER = b"api_key"
 
