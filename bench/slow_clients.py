@@ -13,6 +13,7 @@ Exit status: 1 with ``--check`` when the target is missed or a probe failed; els
 """
 
 import argparse
+import contextlib
 import http.client
 import os
 import signal
@@ -114,10 +115,9 @@ def dribble(port: int, clients: int, stop: threading.Event) -> None:
         position = 0
         while not stop.is_set():
             for connection in sockets:
-                try:
+                # The server may close a connection it has waited on long enough: that is allowed.
+                with contextlib.suppress(OSError):
                     connection.send(header[position % len(header) : position % len(header) + 1])
-                except OSError:
-                    pass  # the server may close a connection it has waited on long enough: that is allowed
             position += 1
             stop.wait(1.0)
     finally:
