@@ -21,6 +21,7 @@ venv: $(VENV)/.installed ## Create the virtualenv and install requirements-dev.t
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip check
 	touch $@
 
 run: venv ## Migrate, print a demo API key, and run web server, worker, beat and Redis in the foreground
