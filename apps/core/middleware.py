@@ -8,7 +8,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from apps.core.metrics import record_http_request
-from apps.core.request_id import REQUEST_ID_HEADER, request_id_accept, request_id_bound
+from apps.core.request_id import REQUEST_ID_HEADER, request_id_accept, request_id_begin
 
 # The metrics endpoint is left out of the request histogram: a scrape every few seconds would only measure itself.
 _UNTIMED_VIEWS = frozenset({"metrics", "metrics-slash"})
@@ -23,8 +23,8 @@ class RequestIdMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = request_id_accept(request.headers.get(REQUEST_ID_HEADER))
-        with request_id_bound(request_id):
-            response = self.get_response(request)
+        request_id_begin(request_id)
+        response = self.get_response(request)
         response[REQUEST_ID_HEADER] = request_id
         return response
 

@@ -2,7 +2,8 @@
 request queues, and so into every log line written for it, web or worker, as ``request_id``.
 
 - ``RequestIdMiddleware`` (``apps.core.middleware``) takes the client's ``X-Request-ID`` when it is a sane token
-  (``request_id_accept``), else makes one, and echoes it in the response.
+  (``request_id_accept``), else makes one, and echoes it in the response; ``request_id_end`` (connected to Django's
+  ``request_finished`` in ``apps.core.apps``) forgets it.
 - ``request_id_publish`` (a Celery ``before_task_publish`` receiver, connected in ``neena.celery``) puts the current
   id in the message's headers; it runs in every process that sends jobs, web and worker alike, so the steps a step
   readies keep the id of the request that started the run.
@@ -45,6 +46,24 @@ def request_id_accept(candidate: str | None) -> str:
 
 def request_id_current() -> str | None:
     return _current.get()
+
+
+def request_id_begin(request_id: str) -> None:
+    """Makes ``request_id`` the current one for the request this thread (or asyncio task) now serves, and the only
+    thing in the log context: whatever an earlier request bound is gone.
+
+    Deliberately not undone when the middleware returns: Django logs a 4xx or 5xx answer (``django.request``) after
+    the middleware chain has finished, and that line belongs to the request too. ``request_id_end`` clears it when
+    the response is closed (Django's ``request_finished``)."""
+    _current.set(request_id)
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+
+
+def request_id_end(**_: Any) -> None:
+    """``request_finished``: the request's id and log context end with it."""
+    _current.set(None)
+    structlog.contextvars.clear_contextvars()
 
 
 @contextmanager

@@ -10,6 +10,8 @@ a step. ``redact_secrets`` runs last before rendering, so no token, secret or si
 ``django.setup()``, and in Celery through its ``setup_logging`` signal) configures structlog too.
 """
 
+import base64
+import binascii
 import logging
 import re
 from collections.abc import Mapping
@@ -25,12 +27,10 @@ REDACTED = "[redacted]"
 _SECRET_KEY = re.compile(
     r"token|secret|passw|authorization|api[_-]?key|credential|signature|cookie|session[_-]?id|private[_-]?key", re.I
 )
-# Secrets written inside a text: an Authorization value ("Bearer abc", "Basic dXNlcjpwdw=="), or a query-string or form
+# Secrets written inside a text: a bearer token ("Bearer abc"; Basic credentials below), or a query-string or form
 # parameter named like a secret ("?key=...&token=...", as Trello's API wants them).
 _SECRET_IN_TEXT = (
     (re.compile(r"\b(Bearer)\s+[A-Za-z0-9._~+/=-]+", re.I), rf"\1 {REDACTED}"),
-    # Basic credentials are base64: a digit, "+", "/" or "=" tells them from the word "Basic" in a sentence.
-    (re.compile(r"\b(Basic)\s+(?=[A-Za-z]*[0-9+/=])[A-Za-z0-9+/]+=*", re.I), rf"\1 {REDACTED}"),
     (
         re.compile(
             r"\b([\w-]*(?:token|secret|passw\w*|api[_-]?key|key|signature|credential)[\w-]*)=([^&\s\"',;]+)", re.I
@@ -40,10 +40,22 @@ _SECRET_IN_TEXT = (
 )
 
 
+_BASIC_CREDENTIALS = re.compile(r"\b(Basic)\s+([A-Za-z0-9+/]{4,}={0,2})", re.I)
+
+
+def _basic_credentials(match: re.Match[str]) -> str:
+    """Basic credentials are base64 of "user:password"; the word "Basic" in a sentence is left alone."""
+    try:
+        decoded = base64.b64decode(match.group(2) + "=" * (-len(match.group(2)) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return match.group(0)
+    return f"{match.group(1)} {REDACTED}" if b":" in decoded else match.group(0)
+
+
 def _redact_text(text: str) -> str:
     for pattern, replacement in _SECRET_IN_TEXT:
         text = pattern.sub(replacement, text)
-    return text
+    return _BASIC_CREDENTIALS.sub(_basic_credentials, text)
 
 
 def _redact(value: Any) -> Any:
