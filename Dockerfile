@@ -17,6 +17,8 @@ RUN pip install -r requirements.txt
 
 COPY . .
 
+# /var/lib/neena-metrics: where docker-compose.yml mounts the Prometheus multiprocess volume; a new volume takes the
+# owner of the directory it is mounted on, so it is made here, writable by the app's user.
 # Static files (admin, Swagger UI and ReDoc assets) are collected into the image and served by whitenoise.
 # The production settings refuse to load without real-looking secrets, so generate throwaway ones that live only in
 # this RUN step (they are not ENV, so they are not in the image); the real ones come from the environment at run time.
@@ -24,8 +26,8 @@ RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(
     DJANGO_ALLOWED_HOSTS=localhost \
     NEENA_ENCRYPTION_KEYS="$(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')" \
     python manage.py collectstatic --noinput \
-    && mkdir -p var \
-    && chown neena:neena var
+    && mkdir -p var /var/lib/neena-metrics \
+    && chown neena:neena var /var/lib/neena-metrics
 
 USER neena
 EXPOSE 8000

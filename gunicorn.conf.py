@@ -14,6 +14,9 @@ worker process, the same concurrency per process as the sync worker; the MCP end
 
 import multiprocessing
 import os
+from typing import Any
+
+from prometheus_client import multiprocess
 
 # All interfaces by default: inside a container, the published port is the boundary.
 bind = os.environ.get("NEENA_WEB_BIND", "0.0.0.0:8000")
@@ -44,6 +47,14 @@ header_map = "dangerous"
 # gunicorn of the user: a second instance (a test server, a second checkout) would take it over. Nothing uses it.
 control_socket_disable = True
 
-# Logs go to the process's output: access log to stdout, errors to stderr.
+# Logs go to the process's output: access log to stdout, errors to stderr. gunicorn's own error log keeps gunicorn's
+# format; Django's lines (structured, NEENA_LOG_FORMAT) go to stderr as well.
 accesslog = "-"
 errorlog = "-"
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """A web worker exited: Prometheus' multiprocess mode drops its live gauges (its counters and histograms stay
+    in PROMETHEUS_MULTIPROC_DIR and are still summed, so totals never go backwards)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,4 +1,4 @@
-"""URL map: the one ``/api/v1/`` router, the OpenAPI schema and docs, the OAuth2 server, health, the admin."""
+"""URL map: the one ``/api/v1/`` router, the OpenAPI schema and docs, the OAuth2 server, health, metrics, the admin."""
 
 from django.contrib import admin
 from django.contrib.auth.views import LoginView, LogoutView
@@ -35,6 +35,9 @@ urlpatterns = [
     path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    # Both spellings answer (Prometheus configurations differ), neither redirects.
+    path("metrics", core_views.metrics, name="metrics"),
+    path("metrics/", core_views.metrics, name="metrics-slash"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

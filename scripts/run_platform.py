@@ -2,9 +2,14 @@
 worker and Celery beat. Ctrl-C (or any process exiting) stops them all.
 
 Used by ``make run``; the README documents the settings it reads (NEENA_HOST, NEENA_PORT, REDIS_URL).
+
+Every process it starts shares one Prometheus multiprocess directory, ``var/metrics/<this run's pid>`` (finished runs'
+directories are removed first), so ``/metrics`` on the web server sums the web workers' and the Celery pool's
+counters. It must be empty when the processes start: values of an earlier run would be added in.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +23,29 @@ sys.path.insert(0, str(ROOT))
 from neena.embedded_redis import EmbeddedRedis  # noqa: E402 - needs the project root on sys.path first
 
 
+def _running(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def fresh_metrics_directory(parent: Path) -> Path:
+    """An empty directory for this run's Prometheus multiprocess files. Those of earlier runs are deleted, except
+    a directory whose run is still going (a second ``make run`` in the same checkout keeps its own)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for old in parent.iterdir():
+        if not _running(old.name):
+            shutil.rmtree(old, ignore_errors=True)
+    directory = parent / str(os.getpid())
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir()
+    return directory
+
+
 def main() -> int:
     environment = dict(os.environ)
     processes: dict[str, subprocess.Popen[bytes]] = {}
@@ -27,6 +55,8 @@ def main() -> int:
         embedded_redis = EmbeddedRedis(port=port, directory=ROOT / "var" / "redis")
         environment["REDIS_URL"] = embedded_redis.url
         print(f"Embedded Redis on {embedded_redis.url}", flush=True)
+
+    environment["PROMETHEUS_MULTIPROC_DIR"] = str(fresh_metrics_directory(ROOT / "var" / "metrics"))
 
     bind = f"{environment.get('NEENA_HOST', '127.0.0.1')}:{environment.get('NEENA_PORT', '8000')}"
     # Inbound webhook URLs point at this server unless a public address is configured.

@@ -1,4 +1,5 @@
-"""The task base every Celery job uses: logs each job with its duration and the request id it ran for."""
+"""The task base every Celery job uses: binds the request id and the job into the log context, logs each job with
+its duration."""
 
 import logging
 import time
@@ -6,16 +7,27 @@ from typing import Any
 
 from celery import Task
 
+from apps.core.request_id import TASK_HEADER, request_id_bound, request_id_current, request_id_new
+
 logger = logging.getLogger("neena.tasks")
 
 
 class NeenaTask(Task):
-    """Logs start, end and duration of each job; a job's arguments are ids, so the log says what it worked on."""
+    """Runs each job inside its request's log context and logs its end and duration; a job's arguments are ids, so
+    the log says what it worked on.
+
+    The request id comes from the message (``apps.core.request_id.request_id_publish`` put it there when the job was
+    queued); a job run eagerly, in the process that queued it, keeps that process's current id; any other job (beat's
+    sweepers, a job sent from a shell) gets a fresh one. Every log line the job writes, its own and the engine's,
+    then carries ``request_id``, ``task`` and ``task_id``; the engine adds ``run_id`` and ``step_id`` per step.
+    """
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         started = time.monotonic()
-        request_id = getattr(self.request, "id", None)
-        try:
-            return super().__call__(*args, **kwargs)
-        finally:
-            logger.info("%s[%s] %s took %.1f ms", self.name, request_id, args, (time.monotonic() - started) * 1000)
+        request_id = getattr(self.request, TASK_HEADER, None) or request_id_current() or request_id_new()
+        task_id = getattr(self.request, "id", None)
+        with request_id_bound(str(request_id), task=self.name, task_id=task_id):
+            try:
+                return super().__call__(*args, **kwargs)
+            finally:
+                logger.info("%s%s took %.1f ms", self.name, list(args), (time.monotonic() - started) * 1000)

@@ -1,6 +1,8 @@
-"""Run and result queries, always scoped to the caller's organizations."""
+"""Run and result queries, scoped to the caller's organizations; the metrics scrape's counts alone span them all."""
 
-from django.db.models import Prefetch, QuerySet
+from datetime import datetime
+
+from django.db.models import Count, Min, Prefetch, QuerySet
 
 from apps.accounts.models import User
 from apps.accounts.selectors import organization_ids_for_user
@@ -62,3 +64,17 @@ def flow_result_latest_for_entity(
         .filter(integration_short_name=integration_short_name, integration_entity_id=integration_entity_id)
         .first()
     )
+
+
+def flow_run_status_counts() -> dict[str, int]:
+    """How many runs each status has, over every organization (the metrics scrape; never an API answer)."""
+    rows = FlowRun.objects.order_by().values_list("status").annotate(count=Count("id"))
+    return dict(rows)
+
+
+def flow_run_approval_backlog() -> tuple[int, datetime | None]:
+    """How many runs wait for approval, over every organization, and since when the oldest has waited."""
+    backlog = FlowRun.objects.filter(status=FlowRun.Status.AWAITING_APPROVAL).aggregate(
+        count=Count("id"), oldest=Min("approval_requested_at")
+    )
+    return backlog["count"], backlog["oldest"]

@@ -2,6 +2,7 @@
 
 from uuid import UUID
 
+import structlog
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -23,7 +24,8 @@ from apps.webhooks.services.processing import trigger_run_process, trigger_runs_
 )
 def process_trigger_run(trigger_run_id: str) -> str | None:
     """Turns the trigger run into a flow run (see ``trigger_run_process``); returns the run's final status."""
-    trigger_run = trigger_run_process(trigger_run_id=UUID(trigger_run_id))
+    with structlog.contextvars.bound_contextvars(trigger_run_id=trigger_run_id):
+        trigger_run = trigger_run_process(trigger_run_id=UUID(trigger_run_id))
     return trigger_run.status if trigger_run is not None else None
 
 

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
 
-from django.conf import settings
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -23,7 +22,6 @@ from apps.core.exceptions import NotFoundError
 from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.schema import ErrorSerializer
 from apps.core.viewsets import QueryStringViewSet
-from apps.webhooks.exceptions import PayloadTooLargeError
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from apps.webhooks.selectors import trigger_operation_list_for_user, trigger_run_list_for_user
 from apps.webhooks.serializers import (
@@ -35,7 +33,7 @@ from apps.webhooks.serializers import (
     TriggerRunSerializer,
 )
 from apps.webhooks.services import operations
-from apps.webhooks.services.receiving import delivery_receive
+from apps.webhooks.services.receiving import delivery_check_declared_size, delivery_receive
 
 
 @extend_schema_view(
@@ -174,13 +172,11 @@ class InboundWebhookView(APIView):
     content_negotiation_class = IgnoreAcceptNegotiation
 
     def post(self, request: Request, operation_id: UUID) -> Response:
-        limit = settings.NEENA_WEBHOOK_MAX_BODY_BYTES
         try:
             declared_length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             declared_length = 0
-        if declared_length > limit:  # refused before the body is read
-            raise PayloadTooLargeError(f"The body is larger than {limit} bytes.")
+        delivery_check_declared_size(declared_length=declared_length)  # refused before the body is read
         outcome = delivery_receive(operation_id=operation_id, body=request.body, headers=request.headers)
         if outcome.challenge is not None:
             return Response({"challenge": outcome.challenge})

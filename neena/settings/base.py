@@ -13,6 +13,8 @@ from pathlib import Path
 import environ
 from environ.fileaware_mapping import FileAwareMapping
 
+from apps.core.structured_logs import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -61,6 +63,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer, even a refusal by a later middleware, carries the request id and is timed.
+    "apps.core.middleware.RequestIdMiddleware",
+    "apps.core.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -323,19 +328,19 @@ NEENA_LLM_API_KEY = env.str("NEENA_LLM_API_KEY", default="")
 NEENA_LLM_TIMEOUT_SECONDS = env.float("NEENA_LLM_TIMEOUT_SECONDS", default=30.0)
 NEENA_LLM_MAX_RETRIES = env.int("NEENA_LLM_MAX_RETRIES", default=2)
 
-# --- Logging ----------------------------------------------------------------------------------------------------
+# --- Logging ---------------------------------------------------------------------------------------------------
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("NEENA_LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "django.db.backends": {"level": "WARNING"},
-        # HTTP clients log every URL at INFO; some APIs (Trello) carry credentials in the query string.
-        "httpx": {"level": "WARNING"},
-        "httpx2": {"level": "WARNING"},
-        "httpcore": {"level": "WARNING"},
-    },
-}
+# "console" (readable lines, the development default) or "json" (one object per line; the production default).
+NEENA_LOG_FORMAT = env.str("NEENA_LOG_FORMAT", default="console")
+NEENA_LOG_LEVEL = env.str("NEENA_LOG_LEVEL", default="INFO")
+LOGGING = logging_config(log_format=NEENA_LOG_FORMAT, level=NEENA_LOG_LEVEL)
+
+# --- Metrics ----------------------------------------------------------------------------------------------------
+
+# GET /metrics needs "Authorization: Bearer <this token>" when set; empty leaves it open (a private network).
+NEENA_METRICS_TOKEN = env.str("NEENA_METRICS_TOKEN", default="")
+# Read at each scrape, for the gauges the database and the broker already know (apps/core/exposition.py).
+NEENA_METRICS_COLLECTORS = [
+    "apps.core.exposition.QueueDepthCollector",
+    "apps.runs.metrics.RunStateCollector",
+]

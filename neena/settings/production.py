@@ -11,8 +11,9 @@ import contextlib
 
 from django.core.exceptions import ImproperlyConfigured
 
+from apps.core.structured_logs import logging_config
 from neena.settings.base import *  # noqa: F403
-from neena.settings.base import OAUTH2_PROVIDER, env
+from neena.settings.base import NEENA_LOG_LEVEL, OAUTH2_PROVIDER, env
 
 # Words that only example and placeholder values contain (docker-compose.yml's old defaults, the Dockerfile's
 # build-time key, base.py's development key, "changeme" and friends).
@@ -52,6 +53,7 @@ OPTIONAL_SECRETS = (
     "NEENA_SLACK_CLIENT_SECRET",
     "NEENA_GMAIL_CLIENT_SECRET",
     "NEENA_GITHUB_CLIENT_SECRET",
+    "NEENA_METRICS_TOKEN",
 )
 for _name in OPTIONAL_SECRETS:
     if env.str(_name, default=""):
@@ -86,3 +88,7 @@ OAUTH2_PROVIDER = {
 
 # The image runs collectstatic; serve only the collected files.
 WHITENOISE_USE_FINDERS = False
+
+# One JSON object per line, for the log collector; NEENA_LOG_FORMAT=console for a person reading a terminal.
+NEENA_LOG_FORMAT = env.str("NEENA_LOG_FORMAT", default="json")
+LOGGING = logging_config(log_format=NEENA_LOG_FORMAT, level=NEENA_LOG_LEVEL)

@@ -1,16 +1,18 @@
 """Choosing and running the planner, with the catalogue index cached per catalogue version."""
 
 import logging
+import time
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Max
 
+from apps.core.metrics import record_planning
 from apps.flows.models import FlowRequest
 from apps.flows.planning import llm, rules
 from apps.flows.planning.catalogue import Catalogue
-from apps.flows.planning.rules import PlanDraft
+from apps.flows.planning.rules import PlanDraft, PlanningError
 from apps.integrations.selectors import task_definition_list
 
 logger = logging.getLogger(__name__)
@@ -30,8 +32,20 @@ def catalogue_current() -> Catalogue:
 def plan_request(flow_request: FlowRequest, catalogue: Catalogue, *, instructions: str | None = None) -> PlanDraft:
     """Plans with NEENA_PLANNER; the LLM planner falls back to rules when the model cannot be reached.
 
-    ``instructions``, when given, are planned from instead of the request's own (see ``flow_generate``).
+    ``instructions``, when given, are planned from instead of the request's own (see ``flow_generate``). Each call
+    is observed in ``neena_planning_duration_seconds``, by the planner that answered and whether it could plan.
     """
+    started = time.perf_counter()
+    try:
+        draft = _plan(flow_request, catalogue, instructions=instructions)
+    except PlanningError:
+        record_planning(planner=settings.NEENA_PLANNER, planned=False, seconds=time.perf_counter() - started)
+        raise
+    record_planning(planner=draft.planner, planned=True, seconds=time.perf_counter() - started)
+    return draft
+
+
+def _plan(flow_request: FlowRequest, catalogue: Catalogue, *, instructions: str | None) -> PlanDraft:
     name = flow_request.request_name
     instructions = flow_request.request_instructions if instructions is None else instructions
     metadata_keys = set(flow_request.merged_metadata())

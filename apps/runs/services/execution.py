@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import transaction
@@ -22,6 +23,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Organization, User
 from apps.core.exceptions import InputValidationError
+from apps.core.metrics import record_step_ended, record_step_started
 from apps.credentials.services.access import credential_for_step
 from apps.flows.models import Flow, FlowRequest
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError, task_call
@@ -96,6 +98,8 @@ def flow_execute(
         for operation in operations
     ]
     TaskRun.objects.bulk_create(task_runs)
+    with structlog.contextvars.bound_contextvars(run_id=str(flow_run.id)):
+        logger.info("Flow run created for flow %s (%d steps)", flow.id, len(task_runs))
     if not parks:
         if not task_runs:
             flow_run_finish(flow_run, [])
@@ -160,10 +164,33 @@ def _end_step(
     """
     if not step_move(task_run, from_status, end_time=timezone.now(), lease_expires_at=None, **changes):
         return StepOutcome()
+    _record_end(task_run, changes.get("status"))
     if changes.get("status") != Status.COMPLETED:
         return StepOutcome(ready=flow_run_advance(flow_run_id=task_run.flow_run_id))
     memory.remember(task_run.task_operation_index, changes["result"])
     return ready_after(task_run.flow_run, memory, task_run.task_operation_index, may_claim)
+
+
+def _step_labels(task_run: TaskRun) -> tuple[str, str]:
+    """The step's integration and task names, from the catalogue rows the claim attached (no query)."""
+    if task_run.task_operation is None:
+        return "unknown", "unknown"
+    definition = task_run.task_operation.task_definition
+    return definition.integration.short_name, definition.task_name
+
+
+def _record_end(task_run: TaskRun, status: str | None) -> None:
+    """Counts and logs a completed or failed step, with the time since its claim."""
+    if status not in (Status.COMPLETED, Status.FAILED):
+        return
+    integration, task = _step_labels(task_run)
+    started, ended = task_run.start_time, task_run.end_time
+    seconds = (ended - started).total_seconds() if started and ended else None
+    record_step_ended(integration=integration, task=task, status=status, seconds=seconds)
+    if status == Status.COMPLETED:
+        logger.info("Step %s %s completed", integration, task)
+    else:
+        logger.info("Step %s %s failed: %s", integration, task, task_run.error)
 
 
 def _park(task_run: TaskRun, **changes: Any) -> None:
@@ -208,7 +235,15 @@ def task_run_execute(
 
 
 def _run_claimed(task_run: TaskRun, memory: RunMemory, may_claim: int) -> StepOutcome:
-    """Runs a claimed step (``preparing``), up to recording its end."""
+    """Runs a claimed step (``preparing``), up to recording its end; every log line written meanwhile carries the
+    step's ``run_id`` and ``step_id``, and the step is counted as started."""
+    with structlog.contextvars.bound_contextvars(run_id=str(task_run.flow_run_id), step_id=str(task_run.id)):
+        integration, task = _step_labels(task_run)
+        record_step_started(integration=integration, task=task)
+        return _run_claimed_step(task_run, memory, may_claim)
+
+
+def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> StepOutcome:
     flow_run = task_run.flow_run
 
     def end(from_status: str, **changes: Any) -> StepOutcome:

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from rest_framework import serializers
 
-from apps.core.exceptions import InputValidationError, NotFoundError
+from apps.core.exceptions import ApplicationError, InputValidationError, NotFoundError
+from apps.core.metrics import record_webhook_delivery
 from apps.core.validators import reject_nul_characters
 from apps.credentials.encryption import DecryptionError
 from apps.integrations.connectors.base import SignatureScheme
@@ -129,6 +130,16 @@ def trigger_run_store(
     return DeliveryOutcome(trigger_run_id=existing.id, created=False)
 
 
+def delivery_check_declared_size(*, declared_length: int) -> None:
+    """Refuses (413) a delivery whose declared Content-Length is over NEENA_WEBHOOK_MAX_BODY_BYTES, before its body
+    is read; counted like every other refusal."""
+    limit = settings.NEENA_WEBHOOK_MAX_BODY_BYTES
+    if declared_length > limit:
+        error = PayloadTooLargeError(f"The body is larger than {limit} bytes.")
+        record_webhook_delivery(accepted=False, reason=error.code)
+        raise error
+
+
 def delivery_receive(
     *, operation_id: UUID, body: bytes, headers: Mapping[str, str], now: float | None = None
 ) -> DeliveryOutcome:
@@ -137,8 +148,21 @@ def delivery_receive(
     (503), InputValidationError (422: not a JSON object, or an overlong delivery id).
 
     Steps: size, operation, signature, JSON; Slack's ``url_verification`` is answered with its challenge and
-    stores nothing; any other delivery is stored as a trigger run (see ``trigger_run_store``).
+    stores nothing; any other delivery is stored as a trigger run (see ``trigger_run_store``). Each delivery is
+    counted in ``neena_webhook_deliveries_total``: accepted as new, duplicate or challenge, or refused with the
+    code of the error answered (a fixed set: ``signature_invalid``, ``not_found``, ``request_too_large``...).
     """
+    try:
+        outcome = _receive(operation_id=operation_id, body=body, headers=headers, now=now)
+    except ApplicationError as error:
+        record_webhook_delivery(accepted=False, reason=error.code)
+        raise
+    reason = "challenge" if outcome.challenge is not None else "new" if outcome.created else "duplicate"
+    record_webhook_delivery(accepted=True, reason=reason)
+    return outcome
+
+
+def _receive(*, operation_id: UUID, body: bytes, headers: Mapping[str, str], now: float | None) -> DeliveryOutcome:
     limit = settings.NEENA_WEBHOOK_MAX_BODY_BYTES
     if len(body) > limit:
         raise PayloadTooLargeError(f"The body is larger than {limit} bytes.")
