@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 DJANGO_TEST_ENV := DJANGO_SETTINGS_MODULE=neena.settings.test
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-sqlite test-postgres lint format clean bench bench-planner bench-webhooks bench-slow-clients
+.PHONY: help venv run test test-sqlite test-postgres smoke lint format clean bench bench-planner bench-webhooks bench-slow-clients
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ test-sqlite: venv ## Run the suite on SQLite
 
 test-postgres: venv ## Run the suite on a throwaway PostgreSQL server (installed with apt-get if missing)
 	bash scripts/with_postgres.sh $(BIN)/pytest $(PYTEST_ARGS)
+
+# Needs no `make venv`: the smoke builds its own virtualenv from requirements.txt alone.
+smoke: ## Production smoke: fresh virtualenv, PostgreSQL, Redis, gunicorn, workers, beat; the README over HTTP; a kill drill
+	PYTHON=$(PYTHON) bash scripts/smoke.sh
 
 lint: venv ## ruff, ruff format --check, mypy, manage.py check and makemigrations --check
 	$(BIN)/ruff check .
