@@ -309,6 +309,8 @@ class Api:
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
         self.key = ""
+        # The headers of the last answer (X-Request-ID, WWW-Authenticate, ...).
+        self.headers: dict[str, str] = {}
 
     def call(
         self,
@@ -332,8 +334,10 @@ class Api:
         try:
             with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
                 status, payload = response.status, response.read()
+                self.headers = dict(response.headers.items())
         except urllib.error.HTTPError as error:
             status, payload = error.code, error.read()
+            self.headers = dict(error.headers.items())
         if status >= 500:
             raise SmokeError(f"{method} {path} answered {status}: {payload[:500]!r}")
         try:
@@ -367,12 +371,15 @@ class Smoke:
         self.logs = work_dir / "logs"
         self.logs.mkdir()
         self.model = StandInModel()
+        self.metrics_dir = work_dir / "metrics"
+        self.metrics_dir.mkdir()
         self.web_port = free_port()
         self.api = Api(f"http://127.0.0.1:{self.web_port}")
         self.environment = self._environment()
         self.processes = Processes(logs=self.logs, cwd=self.app_dir, environment=self.environment)
         self.commands = compose_commands()
         self.started_workers: dict[str, int] = {}
+        self.webhook_secret = ""
 
     def _environment(self) -> dict[str, str]:
         """The process environment: production settings, secrets made for this job, no inherited Neena settings."""
@@ -405,6 +412,9 @@ class Smoke:
             "NEENA_LLM_BASE_URL": self.model.url,
             "NEENA_LLM_MODEL": "smoke-stand-in",
             "NEENA_LLM_API_KEY": secrets.token_urlsafe(16),
+            # As docker-compose.yml: one Prometheus multiprocess directory for web and workers, and a scrape token.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+            "NEENA_METRICS_TOKEN": secrets.token_urlsafe(24),
             **ENGINE_SETTINGS,
         }
 
@@ -561,6 +571,7 @@ class Smoke:
             }
         ).encode()
         url, secret = operation["inbound_url"], operation["signing_secret"]
+        self.webhook_secret = secret
         with check("signed delivery answers 202; again 200 duplicate; a wrong signature 401"):
             headers = sign_generic_delivery(secret, body, "order-1042-created")
             answer = self.api.expect(202, "POST", url, raw=body, headers=headers)
@@ -602,6 +613,80 @@ class Smoke:
                 raise SmokeError("the docs page links no static files")
             for asset in assets:
                 self.api.expect(200, "GET", asset)
+
+    def observability(self) -> None:
+        request_id = f"smoke-{uuid.uuid4().hex}"
+        with check("X-Request-ID is echoed and carried into the worker's JSON log lines of the run it started"):
+            request = self.api.expect(
+                200,
+                "POST",
+                "/api/v1/flow_requests",  # the fuller docs' spelling, without the trailing slash
+                {"request_name": "Traced", "request_instructions": "Summarize the text.", "request_metadata": {}},
+            )
+            flow = self.api.expect(
+                200,
+                "POST",
+                "/api/v1/flows/",
+                {
+                    "name": "Traced",
+                    "task_operations": [
+                        {
+                            "name": "Format",
+                            "index": 0,
+                            "task_definition": self.core["Format Text"],
+                            "parameters": {"template": "Hi {customer}", "values": {"customer": "Ann"}},
+                        }
+                    ],
+                    "dependencies": [],
+                },
+            )
+            run = self.api.expect(
+                200,
+                "POST",
+                f"/api/v1/flows/execute?flow_id={flow['id']}&flow_request_id={request['id']}",
+                headers={"X-Request-ID": request_id},
+            )
+            if self.api.headers.get("X-Request-ID") != request_id:
+                raise SmokeError(f"X-Request-ID was not echoed: {self.api.headers}")
+            self.wait_run(run["id"], "completed")
+
+            def traced() -> bool:
+                for line in (self.logs / "worker.log").read_text(errors="replace").splitlines():
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    if entry.get("request_id") == request_id and entry.get("run_id") == run["id"]:
+                        return True
+                return False
+
+            wait_for("a worker log line with the request id and the run id", traced, self.processes, timeout=30)
+        with check("GET /metrics: 401 without the token; with it, the workers' step counters and the run gauges"):
+            self.api.expect(401, "GET", "/metrics", headers={"Authorization": "Bearer wrong"})
+            key, self.api.key = self.api.key, self.environment["NEENA_METRICS_TOKEN"]
+            try:
+                exposition = self.api.expect(200, "GET", "/metrics")
+            finally:
+                self.api.key = key
+            samples = {}
+            for line in str(exposition).splitlines():
+                if line and not line.startswith("#"):
+                    name, _, value = line.rpartition(" ")
+                    samples[name] = float(value)
+
+            def total(prefix: str) -> float:
+                return sum(value for name, value in samples.items() if name.startswith(prefix))
+
+            expected = {
+                # Counted in the Celery pool's processes, read back by the web process: the shared directory works.
+                'neena_steps_completed_total{integration="core"': 3,
+                'neena_flow_runs{status="completed"}': 2,
+                "neena_webhook_deliveries_total{": 1,
+                "neena_http_request_duration_seconds_count{": 10,
+            }
+            short = {prefix: total(prefix) for prefix, least in expected.items() if total(prefix) < least}
+            if short:
+                raise SmokeError(f"/metrics lacks {short}")
 
     # --- The kill drill ---
 
@@ -702,13 +787,20 @@ class Smoke:
     # --- The logs ---
 
     def check_logs(self) -> None:
-        """No "Traceback" in any log; no 5xx in gunicorn's access log."""
+        """No "Traceback" and no secret in any log; no 5xx in gunicorn's access log."""
         access_line = re.compile(r'^\S+ \S+ \S+ \[[^\]]+\] "[^"]*" (\d{3}) ')
+        secrets_used = {
+            "the API key": self.api.key,
+            "the metrics token": self.environment["NEENA_METRICS_TOKEN"],
+            "the LLM key": self.environment["NEENA_LLM_API_KEY"],
+            "the webhook secret": self.webhook_secret,
+        }
         problems = []
         for log in sorted(self.logs.glob("*.log")):
             text = log.read_text(errors="replace")
             if "Traceback" in text:
                 problems.append(f"a traceback in {log.name}")
+            problems += [f"{what} in {log.name}" for what, secret in secrets_used.items() if secret and secret in text]
             if log.name == "web.log":
                 answers = [(int(m[1]), line) for line in text.splitlines() if (m := access_line.match(line))]
                 errors = [line for status, line in answers if status >= 500]
@@ -741,6 +833,7 @@ def main() -> int:
         smoke.walk_through()
         smoke.webhook()
         smoke.health()
+        smoke.observability()
         smoke.kill_drill()
         smoke.processes.assert_running()
         with check("every process stopped; no traceback in any log, no 5xx in the access log"):
