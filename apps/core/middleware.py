@@ -4,6 +4,9 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.common import CommonMiddleware
+
+from apps.core.http_errors import is_api_path
 
 
 class BodySizeLimitMiddleware:
@@ -27,3 +30,14 @@ class BodySizeLimitMiddleware:
                 {"detail": f"Request body is larger than {limit} bytes.", "code": "request_too_large"}, status=413
             )
         return self.get_response(request)
+
+
+class TrailingSlashMiddleware(CommonMiddleware):
+    """Django's CommonMiddleware, minus the APPEND_SLASH redirect for API paths.
+
+    Every API path answers under both spellings (apps/core/url_patterns.py), so the redirect could only ever send a
+    client from an unknown path to another unknown one, and a 301 turns a POST into a GET. The admin keeps it.
+    """
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        return not is_api_path(request.path_info) and super().should_redirect_with_slash(request)
