@@ -1,6 +1,7 @@
 """URL map: the one ``/api/v1/`` router, the OpenAPI schema and docs, the OAuth2 server, health, the admin.
 
-Every path under ``/api/`` and ``/o/`` answers with and without its trailing slash (apps/core/url_patterns.py).
+Every path under ``/api/`` and ``/o/`` answers with and without its trailing slash (apps/core/url_patterns.py), and
+its errors are JSON; elsewhere (the admin, the login page) Django's HTML pages (apps/core/views.py).
 """
 
 from django.contrib import admin
@@ -49,5 +50,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = core_views.bad_request
+handler403 = core_views.permission_denied
 handler404 = core_views.not_found
 handler500 = core_views.server_error

@@ -1,12 +1,12 @@
-"""Request-level guards that must run before any view reads the body."""
+"""Request-level guards that must run before any view reads the body, and the API's answers outside the views."""
 
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.middleware.common import CommonMiddleware
 
-from apps.core.http_errors import is_api_path
+from apps.core.http_errors import is_api_path, status_code_name, status_detail
 
 
 class BodySizeLimitMiddleware:
@@ -41,3 +41,34 @@ class TrailingSlashMiddleware(CommonMiddleware):
 
     def should_redirect_with_slash(self, request: HttpRequest) -> bool:
         return not is_api_path(request.path_info) and super().should_redirect_with_slash(request)
+
+
+class JSONErrorMiddleware:
+    """Gives the JSON error shape to the API's error answers that have none: a non-DRF view's 405, an empty 4xx.
+
+    Django's error handlers (apps/core/views.py) answer 400, 403, 404 and 500 themselves. What no hook reaches is a
+    view that returns an error instead of raising one: Django's ``View`` answers a method it lacks with an empty 405
+    (``GET /o/token``), ``require_safe`` the same (``POST /healthz``). An error answer that has a body of its own
+    (an OAuth2 error, a DRF error) is left as it is.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and is_api_path(request.path)
+            and isinstance(response, HttpResponse)
+            and (response.status_code == 405 or not response.content)
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            status = response.status_code
+            detail = f'Method "{request.method}" not allowed.' if status == 405 else status_detail(status)
+            json_response = JsonResponse({"detail": detail, "code": status_code_name(status)}, status=status)
+            for header in ("Allow", "WWW-Authenticate", "Retry-After"):
+                if header in response:
+                    json_response[header] = response[header]
+            return json_response
+        return response

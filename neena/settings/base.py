@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost, so it sees every answer: the API's error answers that lack the JSON shape get it.
+    "apps.core.middleware.JSONErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -74,6 +76,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "neena.urls"
+# JSON 403 for the API and the OAuth2 server, Django's page elsewhere.
+CSRF_FAILURE_VIEW = "apps.core.views.csrf_failure"
 WSGI_APPLICATION = "neena.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -301,9 +305,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"client_error_as_warning": {"()": "apps.core.log_filters.ClientErrorAsWarning"}},
     "root": {"handlers": ["console"], "level": env.str("NEENA_LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # A Host header not in ALLOWED_HOSTS is the client's error: a warning, no traceback (apps/core/log_filters.py).
+        "django.security.DisallowedHost": {"filters": ["client_error_as_warning"]},
         # HTTP clients log every URL at INFO; some APIs (Trello) carry credentials in the query string.
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
