@@ -20,7 +20,9 @@ from prometheus_client import multiprocess
 
 # All interfaces by default: inside a container, the published port is the boundary.
 bind = os.environ.get("NEENA_WEB_BIND", "0.0.0.0:8000")
-worker_class = "asgi"
+# gunicorn's `asgi` worker, with the errors gunicorn answers itself (414, 431, a malformed request) written as the
+# API's JSON instead of plain text (neena/web_worker.py).
+worker_class = "neena.web_worker.JSONErrorASGIWorker"
 # Two processes per core plus one: each runs one request's Django code at a time while its event loop reads others.
 workers = int(os.environ.get("NEENA_WEB_WORKERS", multiprocessing.cpu_count() * 2 + 1))
 # Django's ASGI handler has no lifespan protocol; "off" keeps gunicorn from probing for one at every start.

@@ -1,13 +1,19 @@
-"""URL map: the one ``/api/v1/`` router, the OpenAPI schema and docs, the OAuth2 server, health, metrics, the admin."""
+"""URL map: the one ``/api/v1/`` router, the OpenAPI schema and docs, the OAuth2 server, health, metrics, the admin.
+
+Every path under ``/api/`` and ``/o/`` answers with and without its trailing slash (apps/core/url_patterns.py), and
+its errors are JSON; elsewhere (the admin, the login page) Django's HTML pages (apps/core/views.py).
+"""
 
 from django.contrib import admin
 from django.contrib.auth.views import LoginView, LogoutView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from oauth2_provider import urls as oauth2_urls
 
 from apps.accounts.urls import routes as account_routes
 from apps.core import views as core_views
 from apps.core.routers import QueryStringRouter
+from apps.core.url_patterns import with_both_spellings
 from apps.credentials.urls import routes as credential_routes
 from apps.flows.urls import routes as flow_routes
 from apps.integrations.urls import routes as integration_routes
@@ -27,12 +33,16 @@ for prefix, viewset, basename in [
     router.register(prefix, viewset, basename=basename)
 
 urlpatterns = [
-    path("api/v1/", include(webhook_inbound_urlpatterns)),
+    path("api/v1/", include(with_both_spellings(webhook_inbound_urlpatterns))),
     path("api/v1/", include(router.urls)),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
-    path("o/", include("oauth2_provider.urls", namespace="oauth2_provider")),
+    *with_both_spellings(
+        [
+            path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+            path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+            path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+        ]
+    ),
+    path("o/", include((with_both_spellings(oauth2_urls.urlpatterns), "oauth2_provider"), namespace="oauth2_provider")),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     # Both spellings answer (Prometheus configurations differ), neither redirects.
@@ -43,5 +53,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+handler400 = core_views.bad_request
+handler403 = core_views.permission_denied
 handler404 = core_views.not_found
 handler500 = core_views.server_error

@@ -66,11 +66,14 @@ MIDDLEWARE = [
     # First: every answer, even a refusal by a later middleware, carries the request id and is timed.
     "apps.core.middleware.RequestIdMiddleware",
     "apps.core.middleware.RequestMetricsMiddleware",
+    # Outside the rest, so it sees every answer: the API's error answers that lack the JSON shape get it.
+    "apps.core.middleware.JSONErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.BodySizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # CommonMiddleware without the APPEND_SLASH redirect for API paths, which answer both spellings.
+    "apps.core.middleware.TrailingSlashMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -78,6 +81,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "neena.urls"
+# JSON 403 for the API and the OAuth2 server, Django's page elsewhere.
+CSRF_FAILURE_VIEW = "apps.core.views.csrf_failure"
 WSGI_APPLICATION = "neena.wsgi.application"
 AUTH_USER_MODEL = "accounts.User"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
