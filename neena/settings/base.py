@@ -126,6 +126,9 @@ STORAGES = {
 
 # Requests larger than this answer 413 before any view parses them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("NEENA_MAX_BODY_BYTES", default=1_048_576)
+# JSON bodies nested deeper than this (objects and arrays, the outermost at 1) answer 422 json_too_deep
+# (apps/core/parsers.py): nothing that walks a body recursively can then run out of stack.
+NEENA_MAX_JSON_DEPTH = env.int("NEENA_MAX_JSON_DEPTH", default=64)
 
 # How much finished runs' JSON each process keeps for the runs lists (apps/runs/rendering.py), in bytes.
 NEENA_RENDER_CACHE_BYTES = env.int("NEENA_RENDER_CACHE_BYTES", default=64 * 1024 * 1024)
@@ -137,7 +140,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.HasTokenScope"],
     # DRF's JSONRenderer output, written by orjson (apps/core/renderers.py).
     "DEFAULT_RENDERER_CLASSES": ["apps.core.renderers.ORJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.CheckedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "apps.core.schema.NeenaAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env.str("NEENA_THROTTLE_RATE", default="6000/minute")},
