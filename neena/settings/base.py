@@ -248,7 +248,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # A worker runs up to this many just-readied core steps in place (no broker round trip) before queueing the rest.
 NEENA_INLINE_STEP_LIMIT = env.int("NEENA_INLINE_STEP_LIMIT", default=50)
-# Extra seconds a running step's lease lasts beyond its time limit; past the lease the sweeper re-queues the step.
+# Extra seconds a running step's lease lasts beyond its time limit; past the lease the sweeper re-queues the step (or
+# fails it, when it was calling a service for a side effect).
 NEENA_STEP_LEASE_GRACE_SECONDS = env.int("NEENA_STEP_LEASE_GRACE_SECONDS", default=30)
 # A queued step no worker has claimed after this long is queued again (its message was lost).
 NEENA_REQUEUE_AFTER_SECONDS = env.int("NEENA_REQUEUE_AFTER_SECONDS", default=120)
