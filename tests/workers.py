@@ -6,11 +6,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from django.db import connection
+
+from neena.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,3 +108,19 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float = 30.0, interval: f
             return value
         time.sleep(interval)
     raise AssertionError(f"Timed out after {timeout} s waiting for {message or predicate}")
+
+
+@contextmanager
+def other_workers_paused(own_name: str, queues: tuple[str, ...] = ("celery", "integrations")) -> Iterator[list[str]]:
+    """Every worker already on the broker but ``own_name`` stops consuming ``queues`` until the block ends (Celery
+    remote control: cancel_consumer, then add_consumer). For a test whose own worker is started with settings the
+    suite's shared worker does not have (a fake's base URL, an allow-list): no job goes to the wrong one."""
+    replies = celery_app.control.ping(timeout=1.0) or []
+    names = [name for reply in replies for name in reply if not name.startswith(f"{own_name}@")]
+    for queue in queues if names else ():
+        celery_app.control.cancel_consumer(queue, destination=names, reply=True, timeout=5.0)
+    try:
+        yield names
+    finally:
+        for queue in queues if names else ():
+            celery_app.control.add_consumer(queue, destination=names, reply=True, timeout=5.0)

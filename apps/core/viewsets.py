@@ -11,6 +11,7 @@ from rest_framework.viewsets import GenericViewSet
 from apps.core.exceptions import InputValidationError
 from apps.core.pagination import SkipLimitPagination
 from apps.core.query import IdQuerySerializer, parse_query
+from apps.core.storable_text import storable, text_problem
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -35,6 +36,12 @@ class QueryStringViewSet(GenericViewSet):
         super().initial(request, *args, **kwargs)
         if "" in request.query_params:
             raise InputValidationError.single(["query"], "A query parameter has no name.", "query_malformed")
+        # A NUL (%00) would reach the database in a filter, which PostgreSQL refuses. Django decodes the query string
+        # with errors="replace", so a lone surrogate cannot get this far.
+        for name, values in request.query_params.lists():
+            problem = text_problem(name) or next(filter(None, map(text_problem, values)), None)
+            if problem:
+                raise InputValidationError.single(["query", storable(name)], *problem)
 
     def get_object(self) -> Any:
         """The object named by ``?id=``: 422 when the id is missing or malformed, 404 when not in the queryset."""

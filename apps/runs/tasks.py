@@ -26,6 +26,7 @@ def sweep_runs() -> dict[str, int]:
     report = runs_sweep()
     return {
         "requeued_dead": report.requeued_dead,
+        "failed_dead": report.failed_dead,
         "requeued_lost": report.requeued_lost,
         "approvals_decided": report.approvals_decided,
         "advanced_stalled": report.advanced_stalled,

@@ -157,7 +157,8 @@ class InboundWebhookView(APIView):
     Answers 202 ``{"trigger_run_id"}`` for a new event (processed by a worker), 200 with ``"duplicate": true`` for a
     delivery id seen before, 200 ``{"challenge"}`` for Slack's URL verification; 401 bad or missing signature, 404
     unknown, inactive or failed operation (the same answer), 413 body over NEENA_WEBHOOK_MAX_BODY_BYTES, 422 not a
-    JSON object (or an overlong delivery id), 503 when the operation's secret cannot be decrypted.
+    JSON object, a NUL or lone surrogate in it, nesting over NEENA_MAX_JSON_DEPTH (all checked after the signature,
+    storing nothing), or an overlong delivery id, 503 when the operation's secret cannot be decrypted.
 
     Left out of the OpenAPI schema: its callers are integrations configured with the URL, not API clients, and it
     shares none of the API's authentication answers; the create endpoint's description says how to sign.

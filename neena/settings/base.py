@@ -136,6 +136,9 @@ STORAGES = {
 
 # Requests larger than this answer 413 before any view parses them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("NEENA_MAX_BODY_BYTES", default=1_048_576)
+# JSON bodies nested deeper than this (objects and arrays, the outermost at 1) answer 422 json_too_deep
+# (apps/core/parsers.py): nothing that walks a body recursively can then run out of stack.
+NEENA_MAX_JSON_DEPTH = env.int("NEENA_MAX_JSON_DEPTH", default=64)
 
 # How much finished runs' JSON each process keeps for the runs lists (apps/runs/rendering.py), in bytes.
 NEENA_RENDER_CACHE_BYTES = env.int("NEENA_RENDER_CACHE_BYTES", default=64 * 1024 * 1024)
@@ -147,7 +150,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.HasTokenScope"],
     # DRF's JSONRenderer output, written by orjson (apps/core/renderers.py).
     "DEFAULT_RENDERER_CLASSES": ["apps.core.renderers.ORJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.CheckedJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "apps.core.schema.NeenaAutoSchema",
     "DEFAULT_THROTTLE_CLASSES": ["apps.core.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env.str("NEENA_THROTTLE_RATE", default="6000/minute")},
@@ -255,7 +258,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # A worker runs up to this many just-readied core steps in place (no broker round trip) before queueing the rest.
 NEENA_INLINE_STEP_LIMIT = env.int("NEENA_INLINE_STEP_LIMIT", default=50)
-# Extra seconds a running step's lease lasts beyond its time limit; past the lease the sweeper re-queues the step.
+# Extra seconds a running step's lease lasts beyond its time limit; past the lease the sweeper re-queues the step (or
+# fails it, when it was calling a service for a side effect).
 NEENA_STEP_LEASE_GRACE_SECONDS = env.int("NEENA_STEP_LEASE_GRACE_SECONDS", default=30)
 # A queued step no worker has claimed after this long is queued again (its message was lost).
 NEENA_REQUEUE_AFTER_SECONDS = env.int("NEENA_REQUEUE_AFTER_SECONDS", default=120)

@@ -77,7 +77,7 @@ def test_flow_request_metadata_may_be_an_object(api):
         ({}, ["body", "request_instructions"]),
         ({"request_instructions": ""}, ["body", "request_instructions"]),
         ({"request_instructions": "x", "request_metadata": [1, 2]}, ["body", "request_metadata"]),
-        ({"request_instructions": "x", "request_metadata": {"k": "a\u0000b"}}, ["body", "request_metadata"]),
+        ({"request_instructions": "x", "request_metadata": {"k": "a\u0000b"}}, ["body", "request_metadata", "k"]),
         ({"request_instructions": "x", "flow": "not-a-uuid"}, ["body", "flow"]),
         ({"request_instructions": "x", "flow": "00000000-0000-0000-0000-000000000000"}, ["body", "flow"]),
     ],

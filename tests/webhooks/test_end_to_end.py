@@ -10,42 +10,24 @@ stops consuming for the test's duration, so no job goes to a worker that would c
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from rest_framework.test import APIClient
 
 from apps.credentials.services.credentials import credential_upsert
-from neena.celery import app as celery_app
 from tests.fakes.zendesk import AGENT_EMAIL, API_TOKEN, SUBDOMAIN, FakeZendesk
 from tests.webhooks.signing import ZENDESK_TICKET_CREATED, create_operation, deliver, zendesk_ticket_created
-from tests.workers import CeleryWorker, wait_for
+from tests.workers import CeleryWorker, other_workers_paused, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WORKER_NAME = "webhooks-e2e"
-QUEUES = ("celery", "integrations")
 TEMPLATE = "Summarize the ticket description and reply to the ticket with the summary."
 TICKET_ID = 4242
 DESCRIPTION = (
     "I was charged twice for my order 1187 this morning. The second charge of 49 EUR should not be there. "
     "Please refund it."
 )
-
-
-@contextmanager
-def other_workers_paused() -> Iterator[list[str]]:
-    """Every worker already on the broker stops consuming the run queues until the block ends (Celery remote
-    control: cancel_consumer, then add_consumer)."""
-    replies = celery_app.control.ping(timeout=1.0) or []
-    names = [name for reply in replies for name in reply if not name.startswith(f"{WORKER_NAME}@")]
-    for queue in QUEUES if names else ():
-        celery_app.control.cancel_consumer(queue, destination=names, reply=True, timeout=5.0)
-    try:
-        yield names
-    finally:
-        for queue in QUEUES if names else ():
-            celery_app.control.add_consumer(queue, destination=names, reply=True, timeout=5.0)
 
 
 @pytest.fixture
@@ -56,7 +38,7 @@ def zendesk() -> Iterator[FakeZendesk]:
 
 @pytest.fixture
 def zendesk_worker(transactional_db, redis_server, zendesk) -> Iterator[CeleryWorker]:
-    with other_workers_paused():
+    with other_workers_paused(WORKER_NAME):
         worker = CeleryWorker(
             broker_url=redis_server.url, name=WORKER_NAME, environment={"NEENA_ZENDESK_BASE_URL": zendesk.base_url}
         )

@@ -190,25 +190,35 @@ def test_a_malformed_operation_id_is_404(anonymous):
 
 
 @pytest.mark.parametrize(
-    ("body", "kind"),
+    ("body", "kind", "location"),
     [
-        (b'{"ticket": {"id": 1,', "json_invalid"),
-        (b"\xff\xfe not utf-8", "json_invalid"),
-        (b'{"ticket": NaN}', "json_invalid"),
-        (b'[{"ticket": {"id": 1}}]', "object_expected"),
-        (b'"just text"', "object_expected"),
-        (b'{"ticket": {"description": "nul \\u0000 here"}}', "null_characters_not_allowed"),
-        (b"[" * 100_000, "json_invalid"),
+        (b'{"ticket": {"id": 1,', "json_invalid", ["body"]),
+        (b"\xff\xfe not utf-8", "json_invalid", ["body"]),
+        (b'{"ticket": NaN}', "json_invalid", ["body"]),
+        (b'[{"ticket": {"id": 1}}]', "object_expected", ["body"]),
+        (b'"just text"', "object_expected", ["body"]),
+        (
+            b'{"ticket": {"description": "nul \\u0000 here"}}',
+            "null_characters_not_allowed",
+            ["body", "ticket", "description"],
+        ),
+        (
+            b'{"ticket": {"tags": ["ok", "lone \\ud800 surrogate"]}}',
+            "surrogate_characters_not_allowed",
+            ["body", "ticket", "tags", 1],
+        ),
+        (b'{"ticket": ' + b"[" * 64 + b"]" * 64 + b"}", "json_too_deep", ["body", "ticket"] + [0] * 63),
+        (b"[" * 100_000, "json_too_deep", ["body"]),
     ],
 )
-def test_a_signed_body_that_is_not_a_json_object_is_422(api, anonymous, body, kind):
+def test_a_signed_body_that_is_not_a_json_object_is_422(api, anonymous, body, kind, location):
     operation = create_operation(api)
 
     response = deliver(anonymous, operation, body)
 
     assert response.status_code == 422
     (item,) = response.json()["detail"]
-    assert item["loc"] == ["body"]
+    assert item["loc"] == location
     assert item["type"] == kind
     assert not TriggerRun.objects.exists()
 

@@ -86,16 +86,36 @@ def run_rerun(*, flow_run: FlowRun, user: User) -> FlowRun:
 @dataclass
 class SweepReport:
     requeued_dead: int = 0
+    failed_dead: int = 0
     requeued_lost: int = 0
     approvals_decided: int = 0
     advanced_stalled: int = 0
 
 
+CALL_INTERRUPTED = (
+    "The worker stopped while the step was calling its service; the call may have happened, so it is not made "
+    "again. Retry the run to call it again."
+)
+
+
+def _may_have_acted(task_run: TaskRun) -> bool:
+    """Whether a step whose lease expired may have had its side effect: it was calling a service (in progress, which
+    is written before the call) for a side-effecting task."""
+    operation = task_run.task_operation
+    return (
+        task_run.status == TaskRun.Status.IN_PROGRESS
+        and operation is not None
+        and operation.task_definition.side_effect
+    )
+
+
 def runs_sweep(*, now: Any = None) -> SweepReport:
     """Keeps runs moving when something died. Run periodically by beat.
 
-    Steps: (1) a running step whose lease expired lost its worker: it goes back to pending and is queued again (its
-    side effect, if it happened, is found again through the same idempotency key); (2) a queued step no worker
+    Steps: (1) a running step whose lease expired lost its worker: it goes back to pending and is queued again (a
+    core side effect is found again through the same idempotency key), except a side-effecting step that was calling
+    its service (in progress): the call may have happened, and a service need not honour the idempotency key, so the
+    step fails and its run goes on to end, rather than acting twice; (2) a queued step no worker
     claimed for NEENA_REQUEUE_AFTER_SECONDS lost its message: it is queued again (claiming is atomic, so a late
     duplicate does nothing); (3) approvals past their organization's timeout are decided; (4) a run with nothing
     running, queued or waiting for NEENA_REQUEUE_AFTER_SECONDS lost the worker that was to ready its next steps or
@@ -108,7 +128,19 @@ def runs_sweep(*, now: Any = None) -> SweepReport:
     )
     dead = []
     for task_run in expired:
-        if TaskRun.objects.filter(id=task_run.id, status=task_run.status, lease_expires_at__lt=now).update(
+        still_expired = TaskRun.objects.filter(id=task_run.id, status=task_run.status, lease_expires_at__lt=now)
+        if _may_have_acted(task_run):
+            if still_expired.update(
+                status=TaskRun.Status.FAILED,
+                error=CALL_INTERRUPTED,
+                lease_expires_at=None,
+                end_time=now,
+                modified_date=now,
+            ):
+                logger.warning("Step %s lost its worker during its call; failing it, not calling again.", task_run.id)
+                report.failed_dead += 1
+                ready_steps_send(flow_run_advance(flow_run_id=task_run.flow_run_id))
+        elif still_expired.update(
             status=TaskRun.Status.PENDING, lease_expires_at=None, enqueued_at=now, modified_date=now
         ):
             logger.warning("Step %s lost its worker (lease expired); queueing it again.", task_run.id)

@@ -5,7 +5,6 @@ The graph state lives in the database. A step is claimed with a conditional UPDA
 step ends, its end is committed first and its successors are examined after (``apps.runs.services.readiness``).
 """
 
-import json
 import logging
 import random
 import time
@@ -18,12 +17,13 @@ from uuid import UUID
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Organization, User
-from apps.core.exceptions import InputValidationError
+from apps.core.exceptions import InputValidationError, Location
 from apps.core.metrics import record_step_ended, record_step_started
+from apps.core.storable_text import json_storable, storable
 from apps.credentials.services.access import credential_for_step
 from apps.flows.models import Flow, FlowRequest
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError, task_call
@@ -145,11 +145,43 @@ def _needs_approval(task_run: TaskRun, definition: TaskDefinition) -> bool:
     return definition.side_effect and policy == Organization.ApprovalPolicy.SIDE_EFFECTS and not task_run.approved_at
 
 
-def _capped(result: dict[str, Any]) -> dict[str, Any]:
-    encoded = json.dumps(result, ensure_ascii=False, default=str)
-    if len(encoded.encode()) <= settings.NEENA_MAX_RESULT_BYTES:
-        return dict(json.loads(encoded))
-    return {"truncated": True, "size_bytes": len(encoded.encode()), "preview": encoded[:2000]}
+def _storable_result(result: dict[str, Any]) -> tuple[dict[str, Any], list[Location]]:
+    """The result as it is stored: plain JSON with every NUL and lone surrogate replaced by U+FFFD (PostgreSQL's
+    jsonb refuses NUL, UTF-8 cannot encode a surrogate), truncated past NEENA_MAX_RESULT_BYTES; and where text was
+    replaced."""
+    plain, replaced, encoded = json_storable(result)
+    size = len(encoded.encode())
+    if size <= settings.NEENA_MAX_RESULT_BYTES:
+        return dict(plain), replaced
+    return {"truncated": True, "size_bytes": size, "preview": encoded[:2000]}, replaced
+
+
+def _storable_changes(changes: dict[str, Any]) -> dict[str, Any]:
+    """A step's changes as they can be stored (see ``apps.core.storable_text``).
+
+    A result holding text that cannot be stored fails the step, with a copy of the result in which that text is
+    U+FFFD: the service's answer is not what it said, so no later step should act on it as if it were, and the
+    copy shows what came back (a side effect that happened is visible, and is not repeated). The step's own texts
+    (the error, the preparation) are only cleaned.
+    """
+    storable_changes = dict(changes)
+    for name in ("task_prep_prompt", "task_prep_answer"):
+        if name in changes:
+            plain, replaced, _ = json_storable(changes[name])
+            if replaced:
+                storable_changes[name] = plain
+    if "error" in changes:
+        storable_changes["error"] = storable(changes["error"])
+    if changes.get("result") is not None:
+        storable_changes["result"], replaced = _storable_result(changes["result"])
+        if replaced and changes.get("status") == Status.COMPLETED:
+            where = ", ".join(".".join(map(str, ["result", *path])) for path in replaced[:5])
+            storable_changes["status"] = Status.FAILED
+            storable_changes["error"] = (
+                f"The result could not be stored as returned: {where} held text that is not valid Unicode (a NUL "
+                "or a lone surrogate). It is kept with U+FFFD in its place."
+            )
+    return storable_changes
 
 
 def _end_step(
@@ -161,13 +193,29 @@ def _end_step(
     sees both ends: a join or the run's end is never missed, and a step readied twice is still claimed once. A worker
     that dies between the two leaves the check to the sweeper (``flow_runs_stalled``). A failure is rare and changes
     more (the steps below it are skipped): it is checked under the run's lock, over the whole run.
+
+    An end that cannot be stored (whatever the reason but the database being unreachable) fails the step with the
+    reason, written without the outcome: its call happened and must not be made again, which a step left running
+    would be once its lease expired. When the database is unreachable the step stays as it is and the sweeper ends
+    it (a side effect fails, ``runs_sweep``).
     """
-    if not step_move(task_run, from_status, end_time=timezone.now(), lease_expires_at=None, **changes):
+    ended = {"end_time": timezone.now(), "lease_expires_at": None}
+    try:
+        moved = step_move(task_run, from_status, **ended, **_storable_changes(changes))
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as error:
+        logger.exception("The end of step %s could not be stored", task_run.id)
+        what = "result" if changes.get("status") == Status.COMPLETED else "step's outcome"
+        message = storable(f"The {what} could not be stored: {type(error).__name__}: {error}")
+        changes = {"status": Status.FAILED, "error": message, "result": None}
+        moved = step_move(task_run, from_status, **ended, **changes)
+    if not moved:
         return StepOutcome()
-    _record_end(task_run, changes.get("status"))
-    if changes.get("status") != Status.COMPLETED:
+    _record_end(task_run, task_run.status)
+    if task_run.status != Status.COMPLETED:
         return StepOutcome(ready=flow_run_advance(flow_run_id=task_run.flow_run_id))
-    memory.remember(task_run.task_operation_index, changes["result"])
+    memory.remember(task_run.task_operation_index, task_run.result)
     return ready_after(task_run.flow_run, memory, task_run.task_operation_index, may_claim)
 
 
@@ -280,7 +328,7 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
             )
         prepared = {"task_prep_prompt": preparation.prompt, "task_prep_answer": preparation.answer}
         if _needs_approval(task_run, definition):
-            _park(task_run, **prepared)
+            _park(task_run, **_storable_changes(prepared))
             return StepOutcome()
         values = preparation.values
 
@@ -290,8 +338,14 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
         since = Status.PREPARING
     else:
         # Before calling a service, the step says so (in progress) and takes a lease for the call's time limit.
+        # From here on the call may have happened: a step found in progress after its lease is never called again
+        # (``runs_sweep``), and its end is stored whatever it holds (``_end_step``).
         if not step_move(
-            task_run, Status.PREPARING, status=Status.IN_PROGRESS, lease_expires_at=step_lease(definition), **prepared
+            task_run,
+            Status.PREPARING,
+            status=Status.IN_PROGRESS,
+            lease_expires_at=step_lease(definition),
+            **_storable_changes(prepared),
         ):
             return StepOutcome()
         since, prepared = Status.IN_PROGRESS, {}
@@ -330,7 +384,7 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
         logger.exception("Task %s crashed in step %s", definition.python_method_name, task_run.id)
         message = f"Unexpected error in '{definition.task_name}': {type(error).__name__}: {error}"
         return outcome(status=Status.FAILED, error=message)
-    return outcome(status=Status.COMPLETED, result=_capped(result), error="")
+    return outcome(status=Status.COMPLETED, result=result, error="")
 
 
 def _retry_or_fail(
@@ -350,7 +404,7 @@ def _retry_or_fail(
         since,
         status=Status.PENDING,
         attempt=task_run.attempt + 1,
-        error=f"Retrying after: {error}",
+        error=storable(f"Retrying after: {error}"),
         lease_expires_at=None,
         enqueued_at=timezone.now() + timedelta(seconds=delay),
     ):

@@ -15,11 +15,10 @@ from uuid import UUID
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from rest_framework import serializers
 
 from apps.core.exceptions import ApplicationError, InputValidationError, NotFoundError
 from apps.core.metrics import record_webhook_delivery
-from apps.core.validators import reject_nul_characters
+from apps.core.parsers import checked_json, too_deep
 from apps.credentials.encryption import DecryptionError
 from apps.integrations.connectors.base import SignatureScheme
 from apps.webhooks.exceptions import PayloadTooLargeError, SecretUnavailableError
@@ -49,22 +48,19 @@ def _reject_nan(constant: str) -> Any:
 def _payload(body: bytes) -> dict[str, Any]:
     """The body as a JSON object; 422 with the documented detail list otherwise.
 
-    NaN and Infinity (which Python would accept) and NUL characters (which PostgreSQL cannot store) are refused
-    here, so storing the payload cannot fail later.
+    NaN and Infinity (which Python would accept) are refused here, and, as in every API body (``checked_json``), NUL
+    characters and lone surrogates (which cannot be stored) and nesting deeper than NEENA_MAX_JSON_DEPTH, so storing
+    the payload cannot fail later.
     """
     try:
         payload = json.loads(body.decode("utf-8"), parse_constant=_reject_nan)
-    except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    except RecursionError:
+        raise too_deep() from None
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InputValidationError.single(["body"], f"The body is not valid JSON: {error}", "json_invalid") from None
     if not isinstance(payload, dict):
         raise InputValidationError.single(["body"], "The body must be a JSON object.", "object_expected")
-    try:
-        reject_nul_characters(payload)
-    except serializers.ValidationError:
-        raise InputValidationError.single(
-            ["body"], "NUL characters are not allowed.", "null_characters_not_allowed"
-        ) from None
-    return payload
+    return dict(checked_json(payload))
 
 
 def _operation_verified(
@@ -145,7 +141,8 @@ def delivery_receive(
 ) -> DeliveryOutcome:
     """Verifies and stores one inbound delivery. Raises, in this order: PayloadTooLargeError (413), NotFoundError
     (404: unknown, inactive or failed operation, told apart from none), SignatureError (401), SecretUnavailableError
-    (503), InputValidationError (422: not a JSON object, or an overlong delivery id).
+    (503), InputValidationError (422: not a JSON object, text that cannot be stored, nesting too deep, or an overlong
+    delivery id).
 
     Steps: size, operation, signature, JSON; Slack's ``url_verification`` is answered with its challenge and
     stores nothing; any other delivery is stored as a trigger run (see ``trigger_run_store``). Each delivery is
