@@ -5,9 +5,9 @@
 Runs gunicorn (``gunicorn.conf.py``, bound to 127.0.0.1 on a free port) on a throwaway SQLite database prepared with
 ``migrate``, with an embedded Redis as the broker. No Celery worker runs: what is measured is the acknowledgement
 (verify the signature, store the trigger run, queue its job, answer 202), not the processing. One active operation
-of the generic ``webhook`` integration receives events signed with its secret (``X-Neena-Signature``), each with its
-own delivery id, sent open-loop at ``--rate`` requests per second for ``--duration`` seconds by ``--clients`` threads
-(httpx, to 127.0.0.1 only; the count and the time are bounded).
+of the generic ``webhook`` integration receives events signed with its secret as Standard Webhooks says
+(``webhook-signature``), each with its own ``webhook-id``, sent open-loop at ``--rate`` requests per second for
+``--duration`` seconds by ``--clients`` threads (httpx, to 127.0.0.1 only; the count and the time are bounded).
 
 Printed: acknowledgement throughput, latency p50 / p99 / max (from each request's scheduled send time, so a server
 that falls behind is not flattered), answers other than 202, and lost events: acknowledged deliveries with no stored
@@ -16,8 +16,6 @@ Exit status: 2 when an event was lost or refused; 1 with ``--check`` when the la
 """
 
 import argparse
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -32,10 +30,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import redis
+from standardwebhooks.webhooks import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -84,8 +84,13 @@ def signed_event(secret: str, sequence: int) -> tuple[bytes, dict[str, str], str
     body = json.dumps(
         {"entity_id": f"order-{sequence}", "event_type": "order.created", "text": f"Order {sequence} was placed."}
     ).encode()
-    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    headers = {"Content-Type": "application/json", "X-Neena-Signature": signature, "X-Neena-Delivery": delivery_id}
+    sent_at = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(sent_at),
+        "webhook-signature": Webhook(secret).sign(delivery_id, datetime.fromtimestamp(sent_at, tz=UTC), body),
+    }
     return body, headers, delivery_id
 
 

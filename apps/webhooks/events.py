@@ -14,6 +14,10 @@ class EventFieldError(Exception):
     the message says which field and why."""
 
 
+class EventPathError(EventFieldError):
+    """A declared JSON path is not valid: the trigger definition's fault, whatever the event holds."""
+
+
 @lru_cache(maxsize=256)
 def _compiled(json_path: str) -> jsonpath.JSONPath | jsonpath.CompoundJSONPath:
     return jsonpath.compile(json_path)
@@ -24,7 +28,7 @@ def _found(json_path: str, payload: Any) -> list[Any]:
     try:
         return [value for value in _compiled(json_path).findall(payload) if value is not None]
     except jsonpath.JSONPathError as error:
-        raise EventFieldError(f"The definition's JSON path {json_path!r} is not valid: {error}") from None
+        raise EventPathError(f"The definition's JSON path {json_path!r} is not valid: {error}") from None
 
 
 def event_fields_extract(*, event_fields: list[dict[str, Any]], payload: Any) -> dict[str, Any]:

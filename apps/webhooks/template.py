@@ -43,15 +43,19 @@ def template_render(template_body: str, values: Mapping[str, Any]) -> str:
     return PLACEHOLDER.sub(lambda match: value_as_text(values.get(match.group(1).strip())), template_body)
 
 
-def template_for_planning(template_body: str, values: Mapping[str, Any]) -> str:
+def template_for_planning(template_body: str, values: Mapping[str, Any], *, plain_values: bool = True) -> str:
     """The template as the planner reads it: each ``<{field}>`` becomes its value when that is plain (``PLAIN_VALUE``)
     or empty, else ``{{ request.metadata.<field> }}``, which a planned step then reads as a binding (the event fields
-    are the request's metadata), or the bare field name when no binding can name it."""
+    are the request's metadata), or the bare field name when no binding can name it.
+
+    With ``plain_values=False`` plain values too become references: what is left is the template with nothing of the
+    event's own in it but which fields it has, which tells a template that cannot be planned from an event whose
+    values cannot be."""
 
     def reference(match: re.Match[str]) -> str:
         name = match.group(1).strip()
         text = value_as_text(values.get(name))
-        if text == "" or PLAIN_VALUE.match(text):
+        if text == "" or (plain_values and PLAIN_VALUE.match(text)):
             return text
         return f"{{{{ request.metadata.{name} }}}}" if BINDABLE_NAME.match(name) else name
 

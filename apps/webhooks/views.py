@@ -43,12 +43,14 @@ from apps.webhooks.services.receiving import delivery_check_declared_size, deliv
         summary="Create a webhook trigger operation",
         description="Every <{field}> in template_body must be an event field of the trigger definition. The answer "
         "carries the operation's inbound_url and its signing_secret, shown only here and when rotated. Events are "
-        "POSTed to inbound_url without a token, signed over the raw body with the secret as the definition's "
-        "signature_scheme says: neena_hmac_sha256 (the webhook integration, the Gmail relay) sends "
-        "X-Neena-Signature: sha256=<hex HMAC-SHA256 of the body> and X-Neena-Delivery: <delivery id>; github_sha256 "
-        "X-Hub-Signature-256 and X-GitHub-Delivery; slack_v0 X-Slack-Signature and X-Slack-Request-Timestamp; zendesk "
-        "X-Zendesk-Webhook-Signature and X-Zendesk-Webhook-Signature-Timestamp. A new event answers 202 with its "
-        "trigger_run_id, a repeated delivery id 200; a bad signature 401, an inactive operation 404.",
+        "POSTed to inbound_url without a token, signed with the secret as the definition's signature_scheme says: "
+        "standard_webhooks (the webhook integration, the Gmail relay) is Standard Webhooks, webhook-id, "
+        "webhook-timestamp (Unix seconds) and webhook-signature: v1,<base64 HMAC-SHA256 of id.timestamp.body keyed "
+        "with the whsec_ secret's bytes>; github_sha256 X-Hub-Signature-256; slack_v0 X-Slack-Signature and "
+        "X-Slack-Request-Timestamp; zendesk X-Zendesk-Webhook-Signature and X-Zendesk-Webhook-Signature-Timestamp. "
+        "A new event answers 202 with its trigger_run_id, a repeated delivery 200; a bad signature 401 "
+        "(signature_invalid, signature_missing, or stale_delivery for a signed timestamp outside "
+        "NEENA_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS), an inactive operation 404.",
         request=TriggerOperationInputSerializer,
         responses=TriggerOperationWithSecretSerializer,
     ),
@@ -155,10 +157,11 @@ class InboundWebhookView(APIView):
     raw body, with the operation's secret, is the authentication (see ``apps.webhooks.signatures``).
 
     Answers 202 ``{"trigger_run_id"}`` for a new event (processed by a worker), 200 with ``"duplicate": true`` for a
-    delivery id seen before, 200 ``{"challenge"}`` for Slack's URL verification; 401 bad or missing signature, 404
-    unknown, inactive or failed operation (the same answer), 413 body over NEENA_WEBHOOK_MAX_BODY_BYTES, 422 not a
-    JSON object, a NUL or lone surrogate in it, nesting over NEENA_MAX_JSON_DEPTH (all checked after the signature,
-    storing nothing), or an overlong delivery id, 503 when the operation's secret cannot be decrypted.
+    delivery id seen before, 200 ``{"challenge"}`` for Slack's URL verification; 401 bad, missing or stale
+    signature, 404 unknown, inactive or failed operation (the same answer), 413 body over
+    NEENA_WEBHOOK_MAX_BODY_BYTES, 422 not a JSON object, a NUL or lone surrogate in it, nesting over
+    NEENA_MAX_JSON_DEPTH (all checked after the signature, storing nothing), or an overlong delivery id, 503 when the
+    operation's secret cannot be decrypted.
 
     Left out of the OpenAPI schema: its callers are integrations configured with the URL, not API clients, and it
     shares none of the API's authentication answers; the create endpoint's description says how to sign.

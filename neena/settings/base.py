@@ -321,9 +321,12 @@ NEENA_OAUTH2_REFRESH_MARGIN_SECONDS = env.int("NEENA_OAUTH2_REFRESH_MARGIN_SECON
 NEENA_PUBLIC_BASE_URL = env.str("NEENA_PUBLIC_BASE_URL", default="http://127.0.0.1:8000")
 # Inbound webhook bodies larger than this answer 413.
 NEENA_WEBHOOK_MAX_BODY_BYTES = env.int("NEENA_WEBHOOK_MAX_BODY_BYTES", default=262_144)
-# An operation whose trigger runs fail this many times in a row is set to failed (updating it reactivates it).
+# An operation whose trigger runs fail this many times in a row for reasons of its own (not of one event's content) is
+# set to failed (updating it reactivates it).
 NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES = env.int("NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES", default=5)
-# Slack's replay window for signed requests.
+# The replay window of signed timestamps (Standard Webhooks, Slack, Zendesk): further from now answers 401
+# stale_delivery. Standard Webhooks' own window (the standardwebhooks package's) is a fixed 300 s: larger values do
+# not widen it.
 NEENA_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS = env.int("NEENA_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS", default=300)
 
 # --- Planning and preparation ----------------------------------------------------------------------------------

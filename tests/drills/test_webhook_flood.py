@@ -17,7 +17,7 @@ from apps.integrations.models import Notification
 from apps.runs.models import FlowRun
 from apps.webhooks.models import TriggerRun
 from tests.runs.flows import set_policy
-from tests.webhooks.signing import GENERIC_EVENT, body_of, create_operation, generic_event, neena_headers
+from tests.webhooks.signing import GENERIC_EVENT, body_of, create_operation, generic_event, standard_headers
 from tests.workers import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.live_server]
@@ -46,7 +46,10 @@ def test_webhook_flood_every_event_runs_once(api, organization, live_server, cel
         response = http.post(
             f"/api/v1/webhooks/{operation['id']}/",
             content=events[delivery],
-            headers={"Content-Type": "application/json", **neena_headers(secret, events[delivery], delivery=delivery)},
+            headers={
+                "Content-Type": "application/json",
+                **standard_headers(secret, events[delivery], delivery=delivery),
+            },
         )
         return delivery, response.status_code, response.json() if response.content else {}
 

@@ -6,7 +6,10 @@ import hmac
 import json
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+
+from standardwebhooks.webhooks import Webhook
 
 from tests.factories import trigger_definition
 
@@ -15,6 +18,8 @@ SLACK_MESSAGE_POSTED = "Slack Message Posted"
 GITHUB_ISSUE_OPENED = "GitHub Issue Opened"
 GENERIC_EVENT = "Generic Event Received"
 GMAIL_MESSAGE_RECEIVED = "Gmail Message Received"
+# A secret that is not any operation's, in a form every scheme accepts (Standard Webhooks needs whsec_<base64>).
+WRONG_SECRET = "whsec_" + base64.b64encode(b"not the operation's secret").decode()
 
 
 def _digest(secret: str, message: bytes) -> bytes:
@@ -39,24 +44,30 @@ def github_headers(secret: str, body: bytes, *, delivery: str | None = None) -> 
     }
 
 
-def zendesk_headers(secret: str, body: bytes, *, timestamp: str = "2026-11-28T21:00:00Z") -> dict[str, str]:
+def zendesk_headers(secret: str, body: bytes, *, timestamp: str | None = None) -> dict[str, str]:
+    """Zendesk's headers; the timestamp (ISO 8601, as Zendesk sends it) defaults to now."""
+    if timestamp is None:
+        timestamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     signature = base64.b64encode(_digest(secret, timestamp.encode() + body)).decode()
     return {"X-Zendesk-Webhook-Signature": signature, "X-Zendesk-Webhook-Signature-Timestamp": timestamp}
 
 
-def neena_headers(secret: str, body: bytes, *, delivery: str | None = None) -> dict[str, str]:
-    return {
-        "X-Neena-Signature": "sha256=" + _digest(secret, body).hex(),
-        "X-Neena-Delivery": delivery or str(uuid.uuid4()),
-    }
+def standard_headers(
+    secret: str, body: bytes, *, delivery: str | None = None, timestamp: int | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers, signed by the ``standardwebhooks`` package as a sender would sign them."""
+    msg_id = delivery or f"msg_{uuid.uuid4().hex}"
+    sent_at = int(time.time()) if timestamp is None else timestamp
+    signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(sent_at, tz=UTC), body)
+    return {"webhook-id": msg_id, "webhook-timestamp": str(sent_at), "webhook-signature": signature}
 
 
 SIGNERS = {
     ZENDESK_TICKET_CREATED: zendesk_headers,
     SLACK_MESSAGE_POSTED: slack_headers,
     GITHUB_ISSUE_OPENED: github_headers,
-    GENERIC_EVENT: neena_headers,
-    GMAIL_MESSAGE_RECEIVED: neena_headers,
+    GENERIC_EVENT: standard_headers,
+    GMAIL_MESSAGE_RECEIVED: standard_headers,
 }
 
 TEMPLATES = {

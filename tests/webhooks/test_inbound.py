@@ -19,13 +19,14 @@ from tests.webhooks.signing import (
     PAYLOADS,
     SIGNERS,
     SLACK_MESSAGE_POSTED,
+    WRONG_SECRET,
     ZENDESK_TICKET_CREATED,
     body_of,
     create_operation,
     deliver,
     github_headers,
-    neena_headers,
     slack_headers,
+    standard_headers,
     zendesk_headers,
 )
 
@@ -80,7 +81,7 @@ def test_a_well_signed_event_is_stored_and_answered_202(
 def test_a_signature_made_with_another_secret_is_401(api, anonymous, sent, trigger_name):
     operation = create_operation(api, trigger_name)
 
-    response = deliver(anonymous, operation, PAYLOADS[trigger_name](), trigger_name=trigger_name, secret="not-it")
+    response = deliver(anonymous, operation, PAYLOADS[trigger_name](), trigger_name=trigger_name, secret=WRONG_SECRET)
 
     assert response.status_code == 401
     assert response.json()["code"] == "signature_invalid"
@@ -105,7 +106,7 @@ def test_a_missing_signature_is_401(api, anonymous, trigger_name):
         (ZENDESK_TICKET_CREATED, "X-Zendesk-Webhook-Signature"),
         (SLACK_MESSAGE_POSTED, "X-Slack-Signature"),
         (GITHUB_ISSUE_OPENED, "X-Hub-Signature-256"),
-        (GENERIC_EVENT, "X-Neena-Signature"),
+        (GENERIC_EVENT, "webhook-signature"),
     ],
 )
 def test_a_signature_over_another_body_is_401(api, anonymous, trigger_name, header):
@@ -275,18 +276,27 @@ def test_a_repeated_delivery_is_200_without_a_second_run(api, anonymous, sent, t
     assert TriggerRun.objects.count() == 1
 
 
-def test_delivery_ids_come_from_the_header_or_the_body_hash(api, anonymous):
+def test_delivery_ids_come_from_the_signed_header_or_the_body_hash(api, anonymous):
+    generic = create_operation(api, GENERIC_EVENT)
     github = create_operation(api, GITHUB_ISSUE_OPENED)
     zendesk = create_operation(api, ZENDESK_TICKET_CREATED)
+    generic_body = body_of(PAYLOADS[GENERIC_EVENT]())
     github_body = body_of(PAYLOADS[GITHUB_ISSUE_OPENED]())
-    zendesk_body = body_of(PAYLOADS[ZENDESK_TICKET_CREATED]())
 
+    deliver(
+        anonymous,
+        generic,
+        generic_body,
+        headers=standard_headers(generic["signing_secret"], generic_body, delivery="msg_1"),
+    )
     deliver(
         anonymous, github, github_body, headers=github_headers(github["signing_secret"], github_body, delivery="d-1")
     )
-    deliver(anonymous, zendesk, zendesk_body)
+    deliver(anonymous, zendesk, PAYLOADS[ZENDESK_TICKET_CREATED]())
 
-    assert TriggerRun.objects.get(operation_id=github["id"]).delivery_id == "d-1"
+    assert TriggerRun.objects.get(operation_id=generic["id"]).delivery_id == "msg_1"
+    # GitHub does not sign X-GitHub-Delivery, so its deliveries are told apart by their signed body.
+    assert TriggerRun.objects.get(operation_id=github["id"]).delivery_id.startswith("sha256:")
     assert TriggerRun.objects.get(operation_id=zendesk["id"]).delivery_id.startswith("sha256:")
 
 
@@ -296,7 +306,7 @@ def test_the_same_body_with_new_delivery_ids_is_two_events(api, anonymous):
 
     for delivery in ("a", "b"):
         response = deliver(
-            anonymous, operation, body, headers=neena_headers(operation["signing_secret"], body, delivery=delivery)
+            anonymous, operation, body, headers=standard_headers(operation["signing_secret"], body, delivery=delivery)
         )
         assert response.status_code == 202
 
@@ -308,7 +318,7 @@ def test_the_same_delivery_id_on_two_operations_is_two_events(api, anonymous):
     body = body_of(PAYLOADS[GENERIC_EVENT]())
 
     for operation in (first, second):
-        headers = neena_headers(operation["signing_secret"], body, delivery="same")
+        headers = standard_headers(operation["signing_secret"], body, delivery="same")
         assert deliver(anonymous, operation, body, headers=headers).status_code == 202
 
 
@@ -317,11 +327,11 @@ def test_an_overlong_delivery_id_is_422(api, anonymous):
     body = body_of(PAYLOADS[GENERIC_EVENT]())
 
     response = deliver(
-        anonymous, operation, body, headers=neena_headers(operation["signing_secret"], body, delivery="d" * 256)
+        anonymous, operation, body, headers=standard_headers(operation["signing_secret"], body, delivery="d" * 256)
     )
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["header", "X-Neena-Delivery"]
+    assert response.json()["detail"][0]["loc"] == ["header", "webhook-id"]
 
 
 def test_tokens_play_no_part(api, anonymous, outsider_api):
@@ -339,7 +349,7 @@ def test_the_answer_is_json_whatever_the_client_accepts(api, anonymous):
     operation = create_operation(api, GENERIC_EVENT)
     body = body_of(PAYLOADS[GENERIC_EVENT]())
     meta = {
-        "HTTP_" + k.upper().replace("-", "_"): v for k, v in neena_headers(operation["signing_secret"], body).items()
+        "HTTP_" + k.upper().replace("-", "_"): v for k, v in standard_headers(operation["signing_secret"], body).items()
     }
 
     response = anonymous.generic(
@@ -383,7 +393,7 @@ def test_an_event_is_stored_even_when_the_broker_is_down(
 
     monkeypatch.setattr("apps.webhooks.queueing.app.send_task", broker_down)
     body = body_of(PAYLOADS[GENERIC_EVENT]())
-    headers = neena_headers(operation["signing_secret"], body)
+    headers = standard_headers(operation["signing_secret"], body)
 
     with django_capture_on_commit_callbacks(execute=True):
         first = deliver(anonymous, operation, body, headers=headers)
@@ -401,7 +411,7 @@ def test_a_repeated_delivery_of_a_run_already_taken_is_not_queued_again(
 ):
     operation = create_operation(api, GENERIC_EVENT)
     body = body_of(PAYLOADS[GENERIC_EVENT]())
-    headers = neena_headers(operation["signing_secret"], body)
+    headers = standard_headers(operation["signing_secret"], body)
     with django_capture_on_commit_callbacks(execute=True):
         deliver(anonymous, operation, body, headers=headers)
     TriggerRun.objects.update(status=TriggerRun.Status.COMPLETED)

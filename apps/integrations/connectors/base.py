@@ -35,7 +35,9 @@ class AuthType(StrEnum):
 class SignatureScheme(StrEnum):
     """How inbound webhook deliveries prove they come from the integration."""
 
-    NEENA_HMAC = "neena_hmac_sha256"
+    # Standard Webhooks (webhook-id, webhook-timestamp, webhook-signature over id.timestamp.body, whsec_ secrets):
+    # for senders Neena does not know, and for Neena's own relays.
+    STANDARD_WEBHOOKS = "standard_webhooks"
     SLACK_V0 = "slack_v0"
     GITHUB_SHA256 = "github_sha256"
     ZENDESK = "zendesk"

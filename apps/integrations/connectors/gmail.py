@@ -142,7 +142,8 @@ CONNECTOR = ConnectorSpec(
         TriggerSpec(
             trigger_name="Gmail Message Received",
             python_method_name="message_received",
-            description="Start a flow when a message arrives in the Gmail inbox, as posted by Neena's mail relay.",
+            description="Start a flow when a message arrives in the Gmail inbox, as posted by Neena's mail relay "
+            "(signed with Standard Webhooks, as the generic webhook integration is).",
             event_fields=(
                 EventField("message_id", "$.message.id", DataType.STRING, "The Gmail ID of the received message."),
                 EventField("thread_id", "$.message.thread_id", DataType.STRING, "The Gmail ID of its thread."),
@@ -151,7 +152,7 @@ CONNECTOR = ConnectorSpec(
                 EventField("body", "$.message.body", DataType.TEXT, "The message's plain-text body.", optional=True),
             ),
             entity_id_field="message_id",
-            signature_scheme=SignatureScheme.NEENA_HMAC,
+            signature_scheme=SignatureScheme.STANDARD_WEBHOOKS,
         ),
     ),
 )

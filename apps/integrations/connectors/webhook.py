@@ -14,8 +14,8 @@ CONNECTOR = ConnectorSpec(
     short_name="webhook",
     class_name="WebhookIntegration",
     auth_type=AuthType.NONE,
-    description="Generic inbound webhook: any system that can POST JSON signed with the operation's secret "
-    "(X-Neena-Signature) can start a flow.",
+    description="Generic inbound webhook: any system that can POST JSON signed with the operation's secret as "
+    "Standard Webhooks says (webhook-id, webhook-timestamp, webhook-signature) can start a flow.",
     triggers=(
         TriggerSpec(
             trigger_name="Generic Event Received",
@@ -39,7 +39,7 @@ CONNECTOR = ConnectorSpec(
                 EventField("data", "$.data", DataType.JSON, "Any further structured data.", optional=True),
             ),
             entity_id_field="entity_id",
-            signature_scheme=SignatureScheme.NEENA_HMAC,
+            signature_scheme=SignatureScheme.STANDARD_WEBHOOKS,
         ),
     ),
 )

@@ -1,6 +1,7 @@
 """Webhook trigger operation rules: templates may only name the definition's event fields; every operation has its
 own signing secret, stored encrypted and shown only when it is made."""
 
+import base64
 import secrets
 from uuid import UUID
 
@@ -12,9 +13,11 @@ from apps.accounts.models import User
 from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import InputValidationError
 from apps.credentials.encryption import decrypt_json, encrypt_json, reencrypt
+from apps.integrations.connectors.base import SignatureScheme
 from apps.integrations.models import WebhookTriggerDefinition
 from apps.integrations.selectors import webhook_trigger_definition_list
 from apps.webhooks.models import WebhookTriggerOperation
+from apps.webhooks.signatures import STANDARD_SECRET_PREFIX, standard_secret_is_valid
 from apps.webhooks.template import placeholder_names
 
 # The key of the secret inside its encrypted JSON object (a field name, not a secret).
@@ -46,10 +49,27 @@ def _check_template(*, template_body: str, definition: WebhookTriggerDefinition)
         )
 
 
-def _new_secret() -> tuple[str, str]:
-    """A fresh signing secret and its ciphertext."""
-    secret = secrets.token_urlsafe(SECRET_BYTES)
+def _new_secret(*, scheme: str) -> tuple[str, str]:
+    """A fresh signing secret and its ciphertext: for Standard Webhooks ``whsec_`` and the base64 of the random key
+    bytes, as the spec says; for the others (GitHub takes any string) the URL-safe text of the bytes."""
+    key = secrets.token_bytes(SECRET_BYTES)
+    if scheme == SignatureScheme.STANDARD_WEBHOOKS:
+        secret = STANDARD_SECRET_PREFIX + base64.b64encode(key).decode()
+    else:
+        secret = base64.urlsafe_b64encode(key).rstrip(b"=").decode()
     return secret, encrypt_json({SECRET_FIELD: secret})
+
+
+def _check_given_secret(*, signing_secret: str, definition: WebhookTriggerDefinition) -> None:
+    """A secret given for a Standard Webhooks definition must be one (``whsec_<base64>``), or nothing would verify."""
+    if definition.signature_scheme == SignatureScheme.STANDARD_WEBHOOKS and not standard_secret_is_valid(
+        signing_secret
+    ):
+        raise InputValidationError.single(
+            ["body", "signing_secret"],
+            "A Standard Webhooks secret is whsec_ followed by the base64 of its key bytes.",
+            "secret_invalid",
+        )
 
 
 def trigger_operation_secret(*, operation: WebhookTriggerOperation) -> str:
@@ -82,9 +102,11 @@ def trigger_operation_create(
     target = organization_for_write(user=user, organization_id=organization)
     definition = _definition_resolve(definition_id=webhook_trigger_definition)
     _check_template(template_body=template_body, definition=definition)
-    secret, ciphertext = (
-        (signing_secret, encrypt_json({SECRET_FIELD: signing_secret})) if signing_secret else _new_secret()
-    )
+    if signing_secret:
+        _check_given_secret(signing_secret=signing_secret, definition=definition)
+        secret, ciphertext = signing_secret, encrypt_json({SECRET_FIELD: signing_secret})
+    else:
+        secret, ciphertext = _new_secret(scheme=definition.signature_scheme)
     operation = WebhookTriggerOperation.objects.create(
         organization=target,
         name=name,
@@ -122,6 +144,7 @@ def trigger_operation_update(
     operation.template_body = template_body
     operation.status = status
     if signing_secret:
+        _check_given_secret(signing_secret=signing_secret, definition=operation.webhook_trigger_definition)
         operation.signing_secret_ciphertext = encrypt_json({SECRET_FIELD: signing_secret})
     operation.modified_by_email = user.email
     operation.save()
@@ -132,7 +155,9 @@ def trigger_operation_update(
 def trigger_operation_rotate_secret(*, user: User, operation: WebhookTriggerOperation) -> str:
     """Replaces the signing secret at once (deliveries signed with the old one answer 401 from now on); returns the
     new one in clear, to be shown once."""
-    secret, operation.signing_secret_ciphertext = _new_secret()
+    secret, operation.signing_secret_ciphertext = _new_secret(
+        scheme=operation.webhook_trigger_definition.signature_scheme
+    )
     operation.modified_by_email = user.email
     operation.save(update_fields=["signing_secret_ciphertext", "modified_by_email", "modified_date"])
     return secret

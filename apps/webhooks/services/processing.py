@@ -3,9 +3,12 @@
 A worker claims the run (received -> processing) with a conditional UPDATE, so a redelivered or duplicated job does
 nothing. Processing happens in two transactions: the flow request is committed first (so a request the planner
 cannot cover is still there to read and to generate again by hand), then the flow is generated and executed and the
-run completed. An expected failure (a missing event field, a creator who left, a planning 422) fails the trigger run
-with the reason and counts against the operation: at NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES in a row the operation is
-set to failed and accepts no more deliveries until it is updated. A success resets the count.
+run completed. An expected failure fails the trigger run with the reason. Only failures of the operation itself
+count against it (a creator who left, a template the planner cannot cover, a definition's broken JSON path, a
+crash): at NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES in a row the operation is set to failed and accepts no more
+deliveries until it is updated; a success resets the count. Failures caused by one event's content (a missing or
+mistyped field, values the flow cannot be planned with) fail that run only: otherwise whoever can send one signed
+event could switch the operation off.
 """
 
 import logging
@@ -22,10 +25,12 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.core.exceptions import ApplicationError, InputValidationError
 from apps.flows.models import FlowRequest
+from apps.flows.planning.rules import PlanningError
+from apps.flows.planning.service import catalogue_current, plan_request
 from apps.flows.services import flow_generate, flow_request_create
 from apps.runs.services.execution import flow_execute
 from apps.runs.services.results import ENTITY_ID_KEY, ENTITY_SHORT_NAME_KEY, TRIGGER_RUN_KEY
-from apps.webhooks.events import EventFieldError, event_fields_extract
+from apps.webhooks.events import EventFieldError, EventPathError, event_fields_extract
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from apps.webhooks.queueing import send_trigger_run
 from apps.webhooks.template import template_for_planning, template_render, value_as_text
@@ -38,6 +43,18 @@ OperationStatus = WebhookTriggerOperation.Status
 
 class TriggerRunError(Exception):
     """An expected reason for a trigger run to fail; the message is kept as the run's reason."""
+
+
+class EventContentError(TriggerRunError):
+    """The run failed because of its event's content, not because of the operation: it fails this run only."""
+
+
+class _PlanRefused(Exception):  # noqa: N818 (a signal between two functions here, not an error of its own)
+    """The flow could not be planned (or the plan was refused): ``error`` is the planner's 422."""
+
+    def __init__(self, error: InputValidationError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -86,8 +103,10 @@ def _flow_request_create(trigger_run: TriggerRun, user: User) -> FlowRequest:
         fields = event_fields_extract(
             event_fields=operation.webhook_trigger_definition.event_fields, payload=trigger_run.payload
         )
-    except EventFieldError as error:
+    except EventPathError as error:
         raise TriggerRunError(str(error)) from None
+    except EventFieldError as error:
+        raise EventContentError(str(error)) from None
     with transaction.atomic():
         flow_request = flow_request_create(
             user=user,
@@ -115,11 +134,14 @@ def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) 
         locked = TriggerRun.objects.select_for_update().only("status", "flow_run").get(id=trigger_run.id)
         if locked.status != Status.PROCESSING or locked.flow_run_id is not None:
             return  # another worker got here first (a stalled run put back while its first worker still ran)
-        flow = flow_generate(
-            user=user,
-            flow_request=flow_request,
-            instructions=template_for_planning(operation.template_body, trigger_run.event_fields),
-        )
+        try:
+            flow = flow_generate(
+                user=user,
+                flow_request=flow_request,
+                instructions=template_for_planning(operation.template_body, trigger_run.event_fields),
+            )
+        except InputValidationError as error:
+            raise _PlanRefused(error) from None
         flow_run = flow_execute(
             user=user, flow=flow, flow_request=flow_request, triggered_by=trigger_run_triggered_by(operation=operation)
         )
@@ -132,6 +154,26 @@ def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) 
         )
 
 
+def _planning_failed_because_of_the_event(trigger_run: TriggerRun, flow_request: FlowRequest) -> bool:
+    """Whether this event's own values are why its flow could not be planned.
+
+    The planner reads an event's values only where they are plain (``template_for_planning``); free text already
+    stands for its field. So the template is planned once more with the plain values standing for their fields too,
+    which is what every event of the operation has in common: if that plans, this event's values were the cause; if
+    it fails as well, or the event put nothing of its own into what was planned, the template itself cannot be
+    planned, which is the operation's failure. Only planning is repeated, and only after a failure.
+    """
+    template = trigger_run.operation.template_body
+    independent = template_for_planning(template, trigger_run.event_fields, plain_values=False)
+    if independent == template_for_planning(template, trigger_run.event_fields):
+        return False
+    try:
+        plan_request(flow_request, catalogue_current(), instructions=independent)
+    except PlanningError:
+        return False
+    return True
+
+
 def _reason(error: Exception) -> str:
     if isinstance(error, InputValidationError):
         return "The flow could not be planned: " + " ".join(item.msg for item in error.items)
@@ -141,12 +183,15 @@ def _reason(error: Exception) -> str:
 
 
 @transaction.atomic
-def trigger_run_fail(*, trigger_run: TriggerRun, reason: str) -> None:
-    """Fails the run with the reason and counts it against the operation, which is set to failed when the count of
-    failures in a row reaches NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES."""
+def trigger_run_fail(*, trigger_run: TriggerRun, reason: str, counts_against_operation: bool = True) -> None:
+    """Fails the run with the reason and, unless its event's content was the cause (``counts_against_operation``
+    false), counts it against the operation, which is set to failed when the count of failures in a row reaches
+    NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES."""
     now = timezone.now()
     TriggerRun.objects.filter(id=trigger_run.id).update(status=Status.FAILED, reason=reason, modified_date=now)
     trigger_run.status, trigger_run.reason = Status.FAILED, reason
+    if not counts_against_operation:
+        return
     operations = WebhookTriggerOperation.objects.filter(id=trigger_run.operation_id)
     operations.update(consecutive_failures=F("consecutive_failures") + 1, last_failure_reason=reason)
     operations.filter(
@@ -159,8 +204,9 @@ def trigger_run_process(*, trigger_run_id: UUID) -> TriggerRun | None:
 
     Steps: claim the run; find the operation's creator; extract the event fields, render the template and create the
     flow request (kept even if planning fails); generate and execute the flow; complete the run. Expected failures
-    fail the run with the reason (``trigger_run_fail``). Database errors that may pass put the run back to received
-    and are raised, for the task to retry.
+    fail the run with the reason (``trigger_run_fail``), counted against the operation unless the event's content
+    was the cause (``EventContentError``, ``_planning_failed_because_of_the_event``). Database errors that may pass
+    put the run back to received and are raised, for the task to retry.
     """
     claimed = TriggerRun.objects.filter(id=trigger_run_id, status=Status.RECEIVED).update(
         status=Status.PROCESSING, modified_date=timezone.now()
@@ -173,7 +219,15 @@ def trigger_run_process(*, trigger_run_id: UUID) -> TriggerRun | None:
     try:
         user = _creator(trigger_run.operation)
         flow_request = trigger_run.flow_request or _flow_request_create(trigger_run, user)
-        _flow_start(trigger_run, user, flow_request)
+        try:
+            _flow_start(trigger_run, user, flow_request)
+        except _PlanRefused as refused:
+            reason = _reason(refused.error)
+            if _planning_failed_because_of_the_event(trigger_run, flow_request):
+                raise EventContentError(reason) from None
+            raise TriggerRunError(reason) from None
+    except EventContentError as error:
+        trigger_run_fail(trigger_run=trigger_run, reason=str(error), counts_against_operation=False)
     except (TriggerRunError, ApplicationError) as error:
         trigger_run_fail(trigger_run=trigger_run, reason=_reason(error))
     except (OperationalError, InterfaceError):
