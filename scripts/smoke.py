@@ -110,8 +110,11 @@ class Processes:
         self.running[name] = process
         return process
 
-    def run(self, name: str, command: list[str], *, timeout: float = 120.0) -> str:
-        """Runs a command to its end (its stderr in its log); returns its stdout; fails on a non-zero status."""
+    def run(self, name: str, command: list[str], *, timeout: float = 120.0, secret_output: bool = False) -> str:
+        """Runs a command to its end (its stderr in its log); returns its stdout; fails on a non-zero status.
+
+        With ``secret_output`` (an API key) the stdout is returned but kept out of the log, which is checked for
+        secrets at the end."""
         with (self.logs / f"{name}.log").open("ab") as log:
             try:
                 result = subprocess.run(
@@ -121,7 +124,7 @@ class Processes:
                 raise SmokeError(f"{name} did not finish in {timeout:.0f} s") from None
         output = result.stdout.decode(errors="replace")
         with (self.logs / f"{name}.log").open("a") as log_text:
-            log_text.write(output)
+            log_text.write("(stdout withheld: a secret)\n" if secret_output else output)
         if result.returncode != 0:
             raise SmokeError(f"{name} exited with status {result.returncode}")
         return output
@@ -434,7 +437,9 @@ class Smoke:
             wait_for("GET /healthz", self._healthy, self.processes, timeout=120)
         with check("manage.py create_api_key"):
             output = self.processes.run(
-                "create_api_key", ["python", "manage.py", "create_api_key", "--email", "smoke@neena.local"]
+                "create_api_key",
+                ["python", "manage.py", "create_api_key", "--email", "smoke@neena.local"],
+                secret_output=True,
             )
             self.api.key = output.strip().splitlines()[-1]
         with check("worker (-Q celery), integrations-worker (-Q integrations), beat: compose's commands, ready"):
