@@ -617,6 +617,16 @@ class Smoke:
             checks = ready.get("checks", {})
             if ready["status"] != "ok" or checks.get("database") != "ok" or checks.get("broker") != "ok":
                 raise SmokeError(f"/readyz answered {ready}")
+        with check("JSON errors: unknown path 404, bad Host 400, huge header 431, wrong method 405"):
+            for expected, method, path, headers in [
+                (404, "GET", "/api/v1/no_such_thing", {}),
+                (400, "GET", "/api/v1/users/", {"Host": "attacker.example"}),
+                (431, "GET", "/api/v1/users/", {"X-Huge": "a" * 9000}),
+                (405, "GET", "/o/token", {}),
+            ]:
+                answer = self.api.expect(expected, method, path, headers=headers)
+                if not isinstance(answer, dict) or not {"detail", "code"} <= set(answer):
+                    raise SmokeError(f"{method} {path} answered {expected} without the JSON error shape: {answer}")
         with check("GET /api/schema/, /api/docs/ and its collected static files"):
             self.api.expect(200, "GET", "/api/schema/")
             page = self.api.expect(200, "GET", "/api/docs/")
