@@ -147,5 +147,10 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "httpx": {"level": "WARNING"},
             "httpx2": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
+            # Celery's "received", "succeeded" and beat's "sending due task" lines repeat what NeenaTask logs once
+            # per job (with its duration and request id); failures are still logged, at ERROR.
+            "celery.worker.strategy": {"level": "WARNING"},
+            "celery.app.trace": {"level": "WARNING"},
+            "celery.beat": {"level": "WARNING"},
         },
     }

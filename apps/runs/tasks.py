@@ -21,7 +21,7 @@ def execute_task_run(self: NeenaTask, task_run_id: str, *more_task_run_ids: str)
     )
 
 
-@shared_task(base=NeenaTask, name="runs.sweep")
+@shared_task(base=NeenaTask, name="runs.sweep", periodic=True)
 def sweep_runs() -> dict[str, int]:
     report = runs_sweep()
     return {

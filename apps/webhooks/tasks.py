@@ -29,7 +29,7 @@ def process_trigger_run(trigger_run_id: str) -> str | None:
     return trigger_run.status if trigger_run is not None else None
 
 
-@shared_task(base=NeenaTask, name="webhooks.sweep")
+@shared_task(base=NeenaTask, name="webhooks.sweep", periodic=True)
 def sweep_trigger_runs() -> dict[str, int]:
     report = trigger_runs_sweep()
     return {"requeued_received": report.requeued_received, "requeued_stalled": report.requeued_stalled}
