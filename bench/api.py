@@ -15,13 +15,9 @@ Endpoints: GET /api/v1/flow_runs/all?limit=100, GET /api/v1/flows/?id= (20 steps
 import argparse
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +31,11 @@ from bench.run_all import (  # noqa: E402 - needs the project root on sys.path f
     BENCH_SETTINGS,
     Figure,
     database_vendor,
+    gunicorn_server,
     setup_django,
     throwaway_database,
-    wait_until,
     write_figures,
 )
-from neena.embedded_redis import free_port  # noqa: E402
 
 WEB_WORKERS = 3
 CLIENT_THREADS = 4
@@ -166,46 +161,6 @@ def seed(owner_email: str) -> tuple[str, str]:
     return api_key_create(user=owner, scopes=["read", "write", "approve"]), str(big_flow.id)
 
 
-@contextmanager
-def gunicorn(environment: dict[str, str], port: int) -> Iterator[str]:
-    """The production web server on 127.0.0.1:``port`` with the benchmark's settings; yields its base URL."""
-    with tempfile.NamedTemporaryFile(prefix="neena-bench-gunicorn-", suffix=".log") as output:
-        process = subprocess.Popen(  # noqa: S603 - a fixed argument list
-            [str(Path(sys.executable).parent / "gunicorn"), "neena.asgi:application", "--config", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env={
-                **os.environ,
-                **environment,
-                "NEENA_WEB_BIND": f"127.0.0.1:{port}",
-                "NEENA_WEB_WORKERS": str(WEB_WORKERS),
-            },
-            # The access log is part of the production configuration: it is written, to a file nobody reads.
-            stdout=subprocess.DEVNULL,
-            stderr=output,
-            start_new_session=True,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-
-        def answering() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{Path(output.name).read_text(errors='replace')[-3000:]}")
-            try:
-                return httpx.get(f"{base_url}/bench/hello", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        try:
-            wait_until(answering, timeout=60, interval=0.2, what="gunicorn")
-            yield base_url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
 def send_load(base_url: str, endpoint: Endpoint, token: str, into: Load, *, seconds: float, max_requests: int) -> None:
     """CLIENT_THREADS threads send requests to ``endpoint`` until the time or the request budget runs out; the
     answers are added to ``into``."""
@@ -323,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             "NEENA_BENCH_ROOT_URLCONF": "bench.hello_urls",
         }
         log(f"on {database}, seeded {RUNS} runs; gunicorn starting")
-        with gunicorn(environment, free_port()) as base_url:
+        with gunicorn_server(environment, workers=WEB_WORKERS, ready_path="/bench/hello") as base_url:
             figures = measure(base_url, token, flow_id, database)
     write_figures(figures, arguments.json)
     return 0

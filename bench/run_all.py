@@ -15,9 +15,11 @@ each bounded in time, and reads their figures back as JSON.
 
 import argparse
 import contextlib
+import http.client
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -212,6 +214,56 @@ def wait_until(predicate: Any, *, timeout: float, interval: float = 0.01, what: 
             return value
         time.sleep(interval)
     raise TimeoutError(f"Timed out after {timeout:.0f} s waiting for {what}")
+
+
+@contextlib.contextmanager
+def gunicorn_server(
+    environment: dict[str, str], *, workers: int | None = None, ready_path: str = "/healthz"
+) -> Iterator[str]:
+    """The production web server (gunicorn with ``gunicorn.conf.py``, the command Dockerfile and compose run) on
+    127.0.0.1 and a free port, with ``environment`` over this process's; yields its base URL once ``ready_path``
+    answers 200, and stops the whole process group afterwards. Its output goes to a temporary file, shown when it
+    exits early."""
+    from neena.embedded_redis import free_port
+
+    port = free_port()
+    overrides = {"NEENA_WEB_BIND": f"127.0.0.1:{port}"}
+    if workers is not None:
+        overrides["NEENA_WEB_WORKERS"] = str(workers)
+    with tempfile.NamedTemporaryFile(prefix="neena-bench-gunicorn-", suffix=".log") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "neena.asgi:application", "--config", "gunicorn.conf.py"],
+            cwd=ROOT,
+            env={**os.environ, **environment, **overrides},
+            # The access log is part of the production configuration: it is written, to a file nobody reads.
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base_url = f"http://127.0.0.1:{port}"
+
+        def answering() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited:\n{Path(output.name).read_text(errors='replace')[-3000:]}")
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+            try:
+                connection.request("GET", ready_path, headers={"Host": "localhost"})
+                return connection.getresponse().status == 200
+            except OSError:
+                return False
+            finally:
+                connection.close()
+
+        try:
+            wait_until(answering, timeout=60, interval=0.1, what="gunicorn to answer")
+            yield base_url
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 # --- Running everything ---------------------------------------------------------------------------------------------

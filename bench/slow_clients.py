@@ -16,23 +16,25 @@ import argparse
 import contextlib
 import http.client
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run_all import BENCH_SETTINGS, Figure, target_for, throwaway_database, wait_until, write_figures  # noqa: E402
-from neena.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from bench.run_all import (  # noqa: E402 - needs the project root on sys.path first
+    BENCH_SETTINGS,
+    Figure,
+    gunicorn_server,
+    target_for,
+    throwaway_database,
+    write_figures,
+)
+from neena.embedded_redis import EmbeddedRedis  # noqa: E402
 
 PROBE_INTERVAL_SECONDS = 0.5
 PROBE_TIMEOUT_SECONDS = 10.0
@@ -43,39 +45,6 @@ MAX_DURATION_SECONDS = 60.0
 
 def log(message: str) -> None:
     print(f"slow_clients: {message}", file=sys.stderr, flush=True)
-
-
-@contextmanager
-def gunicorn(environment: dict[str, str], port: int) -> Iterator[int]:
-    """The web server with the project's configuration and default workers on 127.0.0.1:``port``."""
-    with tempfile.NamedTemporaryFile(prefix="neena-bench-slow-clients-", suffix=".log") as output:
-        process = subprocess.Popen(  # noqa: S603 - a fixed argument list
-            [str(Path(sys.executable).parent / "gunicorn"), "neena.asgi:application", "--config", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env={**environment, "NEENA_WEB_BIND": f"127.0.0.1:{port}"},
-            stdout=subprocess.DEVNULL,
-            stderr=output,
-            start_new_session=True,
-        )
-
-        def answering() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited:\n{Path(output.name).read_text(errors='replace')[-3000:]}")
-            try:
-                return probe(port) < PROBE_TIMEOUT_SECONDS
-            except OSError:
-                return False
-
-        try:
-            wait_until(answering, timeout=60, interval=0.2, what="gunicorn")
-            yield port
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def probe(port: int) -> float:
@@ -146,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 "DATABASE_URL": database_url,
                 "REDIS_URL": redis_server.url,
             }
-            with gunicorn(environment, free_port()) as port:
+            with gunicorn_server(environment) as base_url:
+                port = int(base_url.rsplit(":", 1)[1])
                 log(f"gunicorn on 127.0.0.1:{port}; probing /healthz with no slow client")
                 quiet = probe_for(port, duration=min(5.0, duration))
                 log(f"{clients} slow clients for {duration:g} s, probing /healthz")

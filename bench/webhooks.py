@@ -19,16 +19,11 @@ import argparse
 import json
 import logging
 import os
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,12 +38,12 @@ sys.path.insert(0, str(ROOT))
 from bench.run_all import (  # noqa: E402 - needs the project root on sys.path first
     BENCH_SETTINGS,
     Figure,
+    gunicorn_server,
     setup_django,
     throwaway_database,
-    wait_until,
     write_figures,
 )
-from neena.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from neena.embedded_redis import EmbeddedRedis  # noqa: E402
 
 TARGET_P99_MS = 50.0
 # Requests before the measurement, so each gunicorn worker has its database and broker connections open.
@@ -92,41 +87,6 @@ def signed_event(secret: str, sequence: int) -> tuple[bytes, dict[str, str], str
         "webhook-signature": Webhook(secret).sign(delivery_id, datetime.fromtimestamp(sent_at, tz=UTC), body),
     }
     return body, headers, delivery_id
-
-
-@contextmanager
-def gunicorn(environment: dict[str, str], workers: int) -> Iterator[str]:
-    """gunicorn with the project's configuration on 127.0.0.1:<free port>; yields its base URL."""
-    port = free_port()
-    with tempfile.NamedTemporaryFile(prefix="neena-bench-gunicorn-", suffix=".log") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "neena.asgi:application", "--config", "gunicorn.conf.py"],
-            cwd=ROOT,
-            env={**environment, "NEENA_WEB_BIND": f"127.0.0.1:{port}", "NEENA_WEB_WORKERS": str(workers)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-
-            def up() -> bool:
-                if process.poll() is not None:
-                    raise RuntimeError(f"gunicorn exited:\n{Path(output.name).read_text(errors='replace')[-3000:]}")
-                try:
-                    return httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200
-                except httpx.HTTPError:
-                    return False
-
-            wait_until(up, timeout=60, interval=0.1, what="gunicorn to answer")
-            yield base_url
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
 
 
 def send_at_rate(url: str, secret: str, *, rate: float, duration: float, clients: int, first: int) -> Load:
@@ -237,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 "DATABASE_URL": database_url,
                 **broker,
             }
-            with gunicorn(environment, arguments.web_workers) as base_url:
+            with gunicorn_server(environment, workers=arguments.web_workers) as base_url:
                 url = f"{base_url}/api/v1/webhooks/{operation.id}/"
                 busy_before = busy_cpu_fraction()
                 log(f"gunicorn ({arguments.web_workers} workers) on {base_url}; warming up")
