@@ -19,7 +19,7 @@ COPY . .
 
 # /var/lib/neena-metrics: where docker-compose.yml mounts the Prometheus multiprocess volume; a new volume takes the
 # owner of the directory it is mounted on, so it is made here, writable by the app's user.
-# Static files (admin, Swagger UI and ReDoc assets) are collected into the image and served by whitenoise.
+# Static files (admin, Swagger UI and ReDoc assets) are collected into the image and served by ServeStatic.
 # The production settings refuse to load without real-looking secrets, so generate throwaway ones that live only in
 # this RUN step (they are not ENV, so they are not in the image); the real ones come from the environment at run time.
 RUN DJANGO_SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \

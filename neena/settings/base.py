@@ -70,7 +70,7 @@ MIDDLEWARE = [
     "apps.core.middleware.JSONErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "apps.core.middleware.BodySizeLimitMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     # CommonMiddleware without the APPEND_SLASH redirect for API paths, which answer both spellings.
     "apps.core.middleware.TrailingSlashMiddleware",
@@ -128,10 +128,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Without collectstatic (development), serve the apps' static files straight from their folders.
-WHITENOISE_USE_FINDERS = env.bool("NEENA_SERVE_STATIC_FROM_APPS", default=True)
+SERVESTATIC_USE_FINDERS = env.bool("NEENA_SERVE_STATIC_FROM_APPS", default=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "servestatic.storage.CompressedStaticFilesStorage"},
 }
 
 # Requests larger than this answer 413 before any view parses them.

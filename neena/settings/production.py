@@ -87,7 +87,7 @@ OAUTH2_PROVIDER = {
 }
 
 # The image runs collectstatic; serve only the collected files.
-WHITENOISE_USE_FINDERS = False
+SERVESTATIC_USE_FINDERS = False
 
 # One JSON object per line, for the log collector; NEENA_LOG_FORMAT=console for a person reading a terminal.
 NEENA_LOG_FORMAT = env.str("NEENA_LOG_FORMAT", default="json")

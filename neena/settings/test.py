@@ -21,8 +21,8 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-# Static files are not collected for tests; WhiteNoise would only warn about the missing directory.
-MIDDLEWARE = [entry for entry in MIDDLEWARE if entry != "whitenoise.middleware.WhiteNoiseMiddleware"]
+# Static files are not collected for tests; ServeStatic would only warn about the missing directory.
+MIDDLEWARE = [entry for entry in MIDDLEWARE if entry != "servestatic.middleware.ServeStaticMiddleware"]
 
 # The test database is a file on SQLite, so the Celery worker processes the tests start can open it too; one per
 # test session (by process id), so two sessions on one checkout never share it.
