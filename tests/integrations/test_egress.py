@@ -12,10 +12,14 @@ import httpx
 import pytest
 from django.test import override_settings
 
+from apps.credentials.services.credentials import credential_upsert
 from apps.integrations import egress
 from apps.integrations.egress import EgressRefusedError
 from apps.integrations.execution import TransientTaskError
+from apps.runs.models import TaskRun
 from tests.fakes.http_server import FakeHTTPService
+from tests.fakes.zendesk import AGENT_EMAIL, API_TOKEN
+from tests.integrations.connectors.steps import run_one_step
 from tests.integrations.egress_helpers import rebinding_resolver
 
 
@@ -226,3 +230,25 @@ def test_a_name_that_does_not_resolve_is_a_connection_error(monkeypatch, errno):
 
     with pytest.raises(httpx.ConnectError, match="could not be resolved"):
         egress.request("GET", "https://nowhere.example.com/", trusted=True)
+
+
+# --- A user's address through the engine --------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("_no_connections")
+@override_settings(NEENA_ZENDESK_BASE_URL="", NEENA_HTTP_ALLOWLIST=[])
+def test_a_zendesk_subdomain_resolving_to_loopback_fails_the_step(owner, organization, monkeypatch):
+    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    _resolving(monkeypatch, {"acme.zendesk.com": ["127.0.0.1"]})
+    credential_upsert(
+        user=owner,
+        integration_short_name="zendesk",
+        api_key=API_TOKEN,
+        config={"email": AGENT_EMAIL, "subdomain": "acme"},
+    )
+
+    task_run = run_one_step(owner, organization, "Get Zendesk Ticket", ticket_id=42)
+
+    assert task_run.status == TaskRun.Status.FAILED
+    assert task_run.error.startswith("Refused to call acme.zendesk.com: it resolves to a loopback address.")
