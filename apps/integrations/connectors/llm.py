@@ -30,6 +30,7 @@ CONNECTOR = ConnectorSpec(
     short_name="llm",
     class_name="LlmIntegration",
     auth_type=AuthType.API_KEY,
+    url_config=("base_url",),
     description="An AI language model (LLM) behind an OpenAI-compatible chat completions API, such as OpenAI, a "
     "hosted open model or a local server.",
     tasks=(

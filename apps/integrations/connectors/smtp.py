@@ -33,6 +33,7 @@ CONNECTOR = ConnectorSpec(
     short_name="smtp",
     class_name="SmtpIntegration",
     auth_type=AuthType.BASIC,
+    host_config=("host",),
     description="Send email through your own SMTP mail server (host, port, username and password), from your "
     "organization's address.",
     tasks=(
