@@ -2,6 +2,12 @@
 
 Transient failures (network errors, timeouts, 5xx, 429 with its Retry-After) become ``TransientTaskError`` so the
 engine retries them with backoff; other 4xx answers become ``TaskError`` carrying the service's own message.
+
+Every call goes through the egress guard (``apps/integrations/egress.py``), which checks the address each connection
+goes to. A URL built on a base URL the operator chose (a setting, or the connector's built-in default) is called with
+``trusted=True``: its host may be an internal address (tests point the settings at fakes on 127.0.0.1). One built
+from what a user stored (a Zendesk subdomain, a Jira site) is not trusted, and reaches public addresses only, unless
+allow-listed in NEENA_HTTP_ALLOWLIST.
 """
 
 import email.utils
@@ -12,6 +18,7 @@ from typing import Any
 import httpx
 from django.conf import settings
 
+from apps.integrations import egress
 from apps.integrations.execution import TaskError, TransientTaskError
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -73,11 +80,21 @@ def request(
     data: Any = None,
     auth: Any = None,
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    trusted: bool = False,
 ) -> httpx.Response:
-    """One call with the error mapping applied; returns the successful response."""
+    """One call with the error mapping applied; returns the successful response. ``trusted``: the URL's origin is the
+    operator's choice, not a user's (see the module docstring); a refused address is ``EgressRefusedError``."""
     try:
-        response = httpx.request(
-            method, url, headers=headers, params=params, json=json, data=data, auth=auth, timeout=timeout
+        response = egress.request(
+            method,
+            url,
+            trusted=trusted,
+            headers=headers,
+            params=params,
+            json=json,
+            data=data,
+            auth=auth,
+            timeout=timeout,
         )
     except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as error:
         raise TransientTaskError(f"{service} could not be reached: {type(error).__name__}: {error}") from error

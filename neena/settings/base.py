@@ -295,7 +295,9 @@ NEENA_GMAIL_BASE_URL = env.str("NEENA_GMAIL_BASE_URL", default="https://gmail.go
 NEENA_GITHUB_BASE_URL = env.str("NEENA_GITHUB_BASE_URL", default="https://api.github.com")
 NEENA_JIRA_BASE_URL = env.str("NEENA_JIRA_BASE_URL", default="")
 NEENA_PERPLEXITY_BASE_URL = env.str("NEENA_PERPLEXITY_BASE_URL", default="https://api.perplexity.ai")
-# The generic HTTP task refuses private, loopback and link-local addresses unless the host is listed here.
+# Addresses users give (http task URLs, an llm credential's base_url, an smtp host, a Zendesk subdomain, a Jira site)
+# may only reach public addresses unless their host is listed here (apps/integrations/egress.py). The base URL settings
+# above are the operator's and need no entry.
 NEENA_HTTP_ALLOWLIST = env.list("NEENA_HTTP_ALLOWLIST", default=[])
 # Where OAuth2 providers send the user back with a code; the client then posts it to .../oauth2/code.
 NEENA_OAUTH2_REDIRECT_URI = env.str("NEENA_OAUTH2_REDIRECT_URI", default="http://127.0.0.1:8000/oauth2/callback")

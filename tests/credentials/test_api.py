@@ -86,3 +86,46 @@ def test_integration_may_be_named_by_id(api):
     response = _create(api, integration_short_name=None, integration=str(trello.id))
 
     assert response.json()["integration"] == str(trello.id)
+
+
+# --- Addresses in the config: an early 422, before the egress guard refuses them when connecting -----------------
+
+
+@pytest.mark.parametrize(
+    ("integration", "config", "location", "kind"),
+    [
+        ("llm", {"base_url": "http://127.0.0.1:8080/v1"}, ["body", "config", "base_url"], "address_refused"),
+        ("llm", {"base_url": "http://[::ffff:169.254.169.254]/"}, ["body", "config", "base_url"], "address_refused"),
+        ("llm", {"base_url": "http://localhost:11434/v1"}, ["body", "config", "base_url"], "address_refused"),
+        ("llm", {"base_url": "ftp://models.example.com/"}, ["body", "config", "base_url"], "invalid"),
+        ("llm", {"base_url": "api.example.com/v1"}, ["body", "config", "base_url"], "invalid"),
+        ("llm", {"base_url": ["http://a"]}, ["body", "config", "base_url"], "invalid"),
+        ("smtp", {"host": "10.0.0.25", "from_address": "a@b.c"}, ["body", "config", "host"], "address_refused"),
+        ("smtp", {"host": "::1", "from_address": "a@b.c"}, ["body", "config", "host"], "address_refused"),
+    ],
+)
+def test_a_config_address_the_guard_would_refuse_is_422(api, integration, config, location, kind):
+    response = _create(api, integration_short_name=integration, config=config)
+
+    assert response.status_code == 422
+    assert [(item["loc"], item["type"]) for item in response.json()["detail"]] == [(location, kind)]
+    assert not IntegrationCredential.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("integration", "config"),
+    [
+        ("llm", {"base_url": "https://api.openai.com/v1"}),
+        ("llm", {"base_url": "http://models.internal:8000/v1"}),  # a name: checked when connecting
+        ("llm", {"base_url": "http://10.0.0.5:8000/v1"}),  # allow-listed
+        ("smtp", {"host": "10.0.0.5", "from_address": "a@b.c"}),
+        ("smtp", {"host": "smtp.example.com", "from_address": "a@b.c"}),
+    ],
+)
+def test_public_names_and_allow_listed_addresses_are_stored(api, settings, integration, config):
+    settings.NEENA_HTTP_ALLOWLIST = ["10.0.0.5"]
+
+    response = _create(api, integration_short_name=integration, config=config)
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["config"] == config

@@ -7,10 +7,12 @@ from django.db import transaction
 
 from apps.accounts.models import User
 from apps.accounts.selectors import organization_for_write
-from apps.core.exceptions import InputValidationError
+from apps.core.exceptions import ErrorItem, InputValidationError
 from apps.credentials.encryption import encrypt_json, reencrypt
 from apps.credentials.models import IntegrationCredential, OAuth2Authorization
 from apps.credentials.services.oauth2 import credential_revoke
+from apps.integrations import egress
+from apps.integrations.connectors import connector_spec
 from apps.integrations.models import Integration
 from apps.integrations.selectors import integration_list
 
@@ -44,6 +46,46 @@ def _integration_resolve(*, integration_id: UUID | None, integration_short_name:
     return integration
 
 
+def _config_addresses_check(integration: Integration, config: dict[str, Any]) -> None:
+    """An early 422 for a config address the connector could never use: a URL that is not http(s), or a literal
+    address the egress guard refuses (loopback, private, metadata, ...) and the allow-list does not name. Host names
+    are not resolved here; the guard checks what they resolve to when the connector connects."""
+    spec = connector_spec(integration.short_name)
+    if spec is None:
+        return
+    fields = [(name, True) for name in spec.url_config] + [(name, False) for name in spec.host_config]
+    problems: list[ErrorItem] = []
+    for name, is_url in fields:
+        value = config.get(name)
+        if value in (None, ""):
+            continue
+        loc = ["body", "config", name]
+        origin = egress.url_origin(value.strip()) if is_url and isinstance(value, str) else None
+        if not isinstance(value, str):
+            problems.append(ErrorItem(loc=loc, msg=f"'{name}' must be a string.", type="invalid"))
+        elif is_url and origin is None:
+            problems.append(
+                ErrorItem(
+                    loc=loc,
+                    msg=f"'{name}' must be an http or https URL with a host, e.g. 'https://api.example.com/v1'.",
+                    type="invalid",
+                )
+            )
+        else:
+            refused = egress.literal_host_problem(origin[0] if origin else value)
+            if refused:
+                problems.append(
+                    ErrorItem(
+                        loc=loc,
+                        msg=f"'{name}': {refused}; internal targets are only reachable when their host is in "
+                        "NEENA_HTTP_ALLOWLIST.",
+                        type="address_refused",
+                    )
+                )
+    if problems:
+        raise InputValidationError(problems)
+
+
 @transaction.atomic
 def credential_upsert(
     *,
@@ -61,6 +103,7 @@ def credential_upsert(
     """
     target = organization_for_write(user=user, organization_id=organization)
     resolved = _integration_resolve(integration_id=integration, integration_short_name=integration_short_name)
+    _config_addresses_check(resolved, config or {})
     secrets = {**(credentials or {}), **({"api_key": api_key} if api_key else {})}
     if not secrets:
         raise InputValidationError.single(["body", "api_key"], "Give the api_key (or credentials) to store.", "missing")

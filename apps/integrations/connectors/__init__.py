@@ -17,6 +17,13 @@ def connector_module_names() -> list[str]:
     return sorted(names, key=lambda name: name != "core")
 
 
+def connector_spec(short_name: str) -> ConnectorSpec | None:
+    """The declaration of one connector by its short name, or None when there is no such module."""
+    if short_name not in connector_module_names():
+        return None
+    return import_module(f"{__name__}.{short_name}").CONNECTOR
+
+
 def connector_specs() -> list[ConnectorSpec]:
     """Every declared connector: ``core`` first, then by module name."""
     return [import_module(f"{__name__}.{name}").CONNECTOR for name in connector_module_names()]

@@ -121,7 +121,12 @@ class OAuth2Spec:
 @dataclass(frozen=True)
 class ConnectorSpec:
     """An integration and everything it offers. ``base_url_setting`` names the setting holding the API's base URL,
-    so tests point it at a fake service on 127.0.0.1."""
+    so tests point it at a fake service on 127.0.0.1.
+
+    ``url_config`` and ``host_config`` name the credential config fields that say where the connector connects (a
+    URL, a host name): saving a credential checks them early, without DNS (a 422 for a URL that is not http(s), or
+    a literal address the egress guard would refuse); the guard itself checks the resolved address when connecting.
+    """
 
     name: str
     short_name: str
@@ -129,6 +134,8 @@ class ConnectorSpec:
     auth_type: AuthType
     description: str
     base_url_setting: str = ""
+    url_config: tuple[str, ...] = ()
+    host_config: tuple[str, ...] = ()
     oauth2: OAuth2Spec | None = None
     tasks: tuple[TaskSpec, ...] = ()
     triggers: tuple[TriggerSpec, ...] = ()

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 
+from apps.integrations import egress
 from apps.integrations.connectors.base import (
     REPEATABLE_RETRY,
     UNREPEATABLE_RETRY,
@@ -208,7 +209,10 @@ def _call(context: TaskContext, method: str, path: str, *, json: Any = None) -> 
     }
     url = f"{base_url('NEENA_GITHUB_BASE_URL', DEFAULT_BASE_URL)}/{path}"
     try:
-        response = httpx.request(method, url, json=json, headers=headers, timeout=DEFAULT_TIMEOUT_SECONDS)
+        # The setting or GitHub's own address: the operator's choice, so trusted.
+        response = egress.request(
+            method, url, trusted=True, json=json, headers=headers, timeout=DEFAULT_TIMEOUT_SECONDS
+        )
     except TRANSPORT_ERRORS as error:
         raise TransientTaskError(f"GitHub could not be reached: {type(error).__name__}: {error}") from error
     status = response.status_code

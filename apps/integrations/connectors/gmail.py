@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from apps.integrations import egress
 from apps.integrations.connectors.base import (
     REPEATABLE_RETRY,
     UNREPEATABLE_RETRY,
@@ -198,8 +199,9 @@ def _call(context: TaskContext, method: str, path: str, *, params: Any = None, j
     url = f"{base_url('NEENA_GMAIL_BASE_URL', DEFAULT_BASE_URL)}/users/me/{path}"
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
-        response = httpx.request(
-            method, url, params=params, json=json, headers=headers, timeout=DEFAULT_TIMEOUT_SECONDS
+        # The setting or Google's own address: the operator's choice, so trusted.
+        response = egress.request(
+            method, url, trusted=True, params=params, json=json, headers=headers, timeout=DEFAULT_TIMEOUT_SECONDS
         )
     except TRANSPORT_ERRORS as error:
         raise TransientTaskError(f"Gmail could not be reached: {type(error).__name__}: {error}") from error

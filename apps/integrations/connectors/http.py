@@ -1,16 +1,13 @@
 """The ``http`` integration: call any HTTP(S) endpoint a user names, guarded against server-side request forgery.
 
-A URL given by a user must not reach the platform's own network. Before every connection, the first one and each
-redirect hop alike, the host is resolved with ``socket.getaddrinfo`` and the request is refused when any address it
-resolves to is private, loopback, link-local, reserved, multicast or unspecified (IPv4-mapped, 6to4 and Teredo IPv6
-addresses are judged by the IPv4 address they carry), unless the host name, or the literal IP as written, is in
-``NEENA_HTTP_ALLOWLIST``. Only ``http`` and ``https`` are allowed, and redirects are followed here, at most
-``MAX_REDIRECTS`` of them, never by httpx.
-
-The connection is pinned to the checked address: the request goes to the IP itself, with the original ``Host``
-header and, for https, the original name as TLS SNI and certificate hostname (httpx's ``sni_hostname`` extension).
-Nothing re-resolves the name between the check and the connection, so a DNS answer that changes in between (DNS
-rebinding) cannot redirect the request. Environment proxies are ignored (``trust_env=False``) for the same reason.
+A URL given by a user must not reach the platform's own network. Every connection, the first one and each redirect
+hop alike, goes through the egress guard (``apps/integrations/egress.py``): the host is resolved once, the request
+is refused when any address it resolves to is private, loopback, link-local, reserved, multicast, unspecified or a
+cloud metadata address (IPv4 carried in IPv6 is judged by that IPv4 address) unless the host name, or the literal IP
+as written, is in ``NEENA_HTTP_ALLOWLIST``, and the socket connects to the checked address, so a DNS answer that
+changes in between (DNS rebinding) cannot redirect the request. The ``Host`` header and, for https, the TLS SNI and
+certificate check keep the original name. Only ``http`` and ``https`` are allowed, and redirects are followed here,
+at most ``MAX_REDIRECTS`` of them, never by httpx. Environment proxies are ignored.
 
 Redirects follow browser rules (303, and 301/302 after a POST, continue as a GET without the body); credentials
 (Authorization, Cookie) are not carried to another origin, and cookies set by a response are not replayed. When a
@@ -18,25 +15,24 @@ host has several addresses, all are checked and the next is tried only if a conn
 
 Answers: 4xx come back as outputs (the caller usually wants the status, e.g. 404 means "not there"); 429 and 5xx
 raise ``TransientTaskError`` (with Retry-After), as do network errors and timeouts, so the engine retries them. An
-invalid TLS certificate is a ``TaskError``. The body is JSON when the response says so, else text; it is cut at
-``MAX_BODY_BYTES`` (and then always text).
+invalid TLS certificate, a refused address and a host that does not resolve are ``TaskError``. The body is JSON when
+the response says so, else text; it is cut at ``MAX_BODY_BYTES`` (and then always text).
 
 Known limits: the name resolution itself has no timeout of its own (the system resolver's applies), and the
 allow-list matches host names exactly (no wildcards, no ports).
 """
 
 import contextlib
-import ipaddress
 import json
 import socket
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
-from django.conf import settings
 
+from apps.integrations import egress
 from apps.integrations.connectors.base import AuthType, ConnectorSpec, DataType, Param, RetryPolicy, TaskSpec
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError
 from apps.integrations.http import retry_after_seconds
@@ -145,8 +141,9 @@ def _send(
     query: Mapping[str, Any],
     body: Any,
 ) -> dict[str, Any]:
-    """Steps: check the target, send pinned to the checked address, and on a redirect check the next target and go
-    again (at most ``MAX_REDIRECTS`` times); 429/5xx raise a transient error, anything else is returned."""
+    """Steps: check the target's scheme, send through the egress guard (which checks the address it connects to),
+    and on a redirect check the next target and go again (at most ``MAX_REDIRECTS`` times); 429/5xx raise a
+    transient error, anything else is returned."""
     try:
         target = httpx.URL(url)
         if query:
@@ -160,12 +157,12 @@ def _send(
         request_headers["User-Agent"] = USER_AGENT
     deadline = time.monotonic() + context.time_limit_seconds
 
-    with httpx.Client(trust_env=False, follow_redirects=False) as client:
+    with egress.client(follow_redirects=False) as client:
         for _ in range(MAX_REDIRECTS + 1):
-            response, content, cut = _send_pinned(
+            response, content, cut = _send_checked(
                 client, method=method, url=target, headers=request_headers, body=body, deadline=deadline
             )
-            # The client files cookies under the pinned IP, not the host: none is carried to the next hop.
+            # Cookies set by a response are not replayed, on this hop's origin or any other.
             client.cookies.clear()
             location = response.headers.get("Location")
             if response.status_code not in REDIRECT_STATUSES or not location:
@@ -190,7 +187,7 @@ def _send(
     raise TaskError(f"Too many redirects: more than {MAX_REDIRECTS}, the last to {target.host}{target.path}.")
 
 
-def _send_pinned(
+def _send_checked(
     client: httpx.Client,
     *,
     method: str,
@@ -199,109 +196,33 @@ def _send_pinned(
     body: Any,
     deadline: float,
 ) -> tuple[httpx.Response, bytes, bool]:
-    """One request to one checked address of the URL's host (the next one when a connection cannot be made); returns
-    the response, its body read up to ``MAX_BODY_BYTES``, and whether the body was longer."""
-    addresses = checked_addresses(url)
-    host_header = url.netloc.decode("ascii")
-    extensions = {"sni_hostname": url.raw_host.decode("ascii")} if url.scheme == "https" else {}
-    last_error: Exception | None = None
-    for address in addresses:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        pinned = url.copy_with(host=str(address))
-        try:
-            with client.stream(
-                method,
-                pinned,
-                headers={**headers, "Host": host_header},
-                json=body,
-                timeout=remaining,
-                extensions=extensions,
-            ) as response:
-                return response, *_read_capped(response)
-        except httpx.ConnectError as error:
-            if _is_certificate_error(error):
-                raise TaskError(f"The TLS certificate of {url.host} is not valid: {error}") from error
-            last_error = error  # nothing was sent: the next address may answer
-        except httpx.TimeoutException as error:
-            raise TransientTaskError(f"{url.host} did not answer in time: {type(error).__name__}") from error
-        except httpx.LocalProtocolError as error:
-            raise TaskError(f"The request to {url.host} is malformed: {error}") from error
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as error:
-            raise TransientTaskError(f"{url.host} could not be reached: {type(error).__name__}: {error}") from error
-    if last_error is None:
-        raise TransientTaskError(f"{url.host} did not answer within the step's time limit.")
-    raise TransientTaskError(f"{url.host} could not be reached: {type(last_error).__name__}: {last_error}")
+    """One request; returns the response, its body read up to ``MAX_BODY_BYTES``, and whether the body was longer.
 
-
-def checked_addresses(url: httpx.URL) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    """The addresses the URL's host resolves to, in resolver order; TaskError when the scheme is not http(s), or any
-    address is not public and the host is not allow-listed."""
+    The guard under the client refuses a non-public address with ``EgressRefusedError`` (a TaskError), before anything
+    is sent; the checks here are the ones that need the URL (its scheme, its host)."""
     if url.scheme not in ("http", "https"):
         raise TaskError(f"Only http and https URLs can be called, not '{url.scheme or 'no scheme'}'.")
-    host = url.raw_host.decode("ascii").rstrip(".").lower()
-    if not host:
+    if not url.raw_host:
         raise TaskError(f"The URL '{url}' names no host.")
-    port = url.port or (443 if url.scheme == "https" else 80)
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TransientTaskError(f"{url.host} did not answer within the step's time limit.")
     try:
-        resolved = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
-        if error.errno == socket.EAI_AGAIN:
-            raise TransientTaskError(f"The host {host} could not be resolved right now: {error}") from error
-        raise TaskError(f"The host {host} does not resolve: {error}") from error
-    addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in resolved))
-    if not addresses:
-        raise TaskError(f"The host {host} does not resolve to any address.")
-    if _allow_listed(host):
-        return addresses
-    for address in addresses:
-        problem = _non_public(address)
-        if problem:
-            raise TaskError(
-                f"Refused to call {host}: it resolves to a {problem} address. Internal targets are only reachable when "
-                "their host is in NEENA_HTTP_ALLOWLIST."
-            )
-    return addresses
-
-
-def _allow_listed(host: str) -> bool:
-    """Whether the host, by name or as a literal IP (in any spelling of that IP), is in NEENA_HTTP_ALLOWLIST."""
-    allowed = {str(entry).strip().rstrip(".").lower() for entry in settings.NEENA_HTTP_ALLOWLIST}
-    if host in allowed:
-        return True
-    try:
-        literal = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return str(literal) in {_normalised_ip(entry) for entry in allowed}
-
-
-def _normalised_ip(entry: str) -> str:
-    try:
-        return str(ipaddress.ip_address(entry.strip("[]")))
-    except ValueError:
-        return entry
-
-
-def _non_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    """Why the address must not be called ('private', 'loopback', ...), or '' when it is public."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
-        if embedded is not None:
-            return _non_public(embedded)
-    for problem, flagged in (
-        ("unspecified", address.is_unspecified),
-        ("loopback", address.is_loopback),
-        ("link-local", address.is_link_local),
-        ("multicast", address.is_multicast),
-        ("reserved", address.is_reserved),
-        ("private", address.is_private),
-        ("non-public", not address.is_global),
-    ):
-        if flagged:
-            return problem
-    return ""
+        with client.stream(method, url, headers=headers, json=body, timeout=remaining) as response:
+            return response, *_read_capped(response)
+    except httpx.ConnectError as error:
+        if _has_cause(error, ssl.SSLCertVerificationError):
+            raise TaskError(f"The TLS certificate of {url.host} is not valid: {error}") from error
+        unresolved = _cause(error, socket.gaierror)
+        if unresolved is not None and unresolved.errno != socket.EAI_AGAIN:
+            raise TaskError(f"The host {url.host} does not resolve: {unresolved}") from error
+        raise TransientTaskError(f"{url.host} could not be reached: {type(error).__name__}: {error}") from error
+    except httpx.TimeoutException as error:
+        raise TransientTaskError(f"{url.host} did not answer in time: {type(error).__name__}") from error
+    except httpx.LocalProtocolError as error:
+        raise TaskError(f"The request to {url.host} is malformed: {error}") from error
+    except (httpx.NetworkError, httpx.RemoteProtocolError) as error:
+        raise TransientTaskError(f"{url.host} could not be reached: {type(error).__name__}: {error}") from error
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -319,13 +240,22 @@ def _read_capped(response: httpx.Response) -> tuple[bytes, bool]:
     return bytes(content), False
 
 
-def _is_certificate_error(error: BaseException) -> bool:
+CauseT = TypeVar("CauseT", bound=BaseException)
+
+
+def _cause(error: BaseException, kind: type[CauseT]) -> CauseT | None:
+    """The first exception of ``kind`` in the error's chain of causes (httpx wraps httpcore's, which wraps the
+    socket's), or None."""
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return True
+        if isinstance(cause, kind):
+            return cause
         cause = cause.__cause__ or cause.__context__
-    return False
+    return None
+
+
+def _has_cause(error: BaseException, kind: type[BaseException]) -> bool:
+    return _cause(error, kind) is not None
 
 
 def _outputs(response: httpx.Response, content: bytes, *, cut: bool, host: str) -> dict[str, Any]:

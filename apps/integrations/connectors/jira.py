@@ -1,9 +1,11 @@
 """The ``jira`` integration: create issues, comment on them and move them through their workflow (Jira Cloud).
 
 Calls the Jira Cloud REST API v3 at ``NEENA_JIRA_BASE_URL`` when set (tests point it at a fake), else at the
-credential's site, ``https://{config["site"]}.atlassian.net``. Credential: basic auth with an Atlassian API token,
-``secrets["api_key"]`` (the token) and ``config["email"]`` (the Atlassian account's email), plus ``config["site"]``
-(``"acme"`` for https://acme.atlassian.net). Texts are sent as Atlassian Document Format, as v3 requires.
+credential's site, ``https://{config["site"]}.atlassian.net``. The site is the user's, so the egress guard lets it
+reach public addresses only; the setting is the operator's and may point anywhere. Credential: basic auth with an
+Atlassian API token, ``secrets["api_key"]`` (the token) and ``config["email"]`` (the Atlassian account's email), plus
+``config["site"]`` (``"acme"`` for https://acme.atlassian.net). Texts are sent as Atlassian Document Format, as v3
+requires.
 
 Idempotency: Jira accepts no idempotency key, so a retry after a lost response may create a second issue or comment
 (hence the sparing retries below). A transition is safe to retry: an issue already in the asked status succeeds.
@@ -19,6 +21,7 @@ from urllib.parse import quote
 import httpx
 from django.conf import settings
 
+from apps.integrations import egress
 from apps.integrations.connectors.base import (
     REPEATABLE_RETRY,
     UNREPEATABLE_RETRY,
@@ -127,11 +130,12 @@ def _site_url(credential: CredentialAccess) -> str:
     return f"https://{site}.atlassian.net"
 
 
-def _jira_url(credential: CredentialAccess) -> str:
-    """The setting when set (a fake in tests, a proxy), else the credential's own site."""
+def _jira_url(credential: CredentialAccess) -> tuple[str, bool]:
+    """The setting when set (a fake in tests, a proxy), else the credential's own site; and whether it is the
+    setting (the operator's choice, trusted by the egress guard) rather than the user's site."""
     if getattr(settings, "NEENA_JIRA_BASE_URL", ""):
-        return base_url("NEENA_JIRA_BASE_URL")
-    return base_url("NEENA_JIRA_BASE_URL", _site_url(credential))
+        return base_url("NEENA_JIRA_BASE_URL"), True
+    return base_url("NEENA_JIRA_BASE_URL", _site_url(credential)), False
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -165,11 +169,12 @@ def _call(context: TaskContext, method: str, path: str, *, params: Any = None, j
         raise TaskError(
             "The Jira credential needs the API token (api_key) and the Atlassian account's email in its config."
         )
-    site = _jira_url(credential)
+    site, operator_set = _jira_url(credential)
     try:
-        response = httpx.request(
+        response = egress.request(
             method,
             f"{site}/rest/api/3/{path}",
+            trusted=operator_set,
             params=params,
             json=json,
             auth=(email, token),

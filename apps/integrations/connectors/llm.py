@@ -1,9 +1,10 @@
 """The ``llm`` integration: generate, classify, summarise and draft text with an OpenAI-compatible model.
 
 The credential's secret ``api_key`` is the bearer key; its config may give ``base_url`` and ``model``, else
-NEENA_LLM_BASE_URL and NEENA_LLM_MODEL apply. The base URL is the organization's own setting (a model server on the
-local network is a normal choice), not a task parameter, so it is not subject to the ``http`` connector's address
-checks.
+NEENA_LLM_BASE_URL and NEENA_LLM_MODEL apply. Every connection goes through the egress guard
+(``apps/integrations/egress.py``): a credential's ``base_url`` is a user's choice, so its host must resolve to public
+addresses only, unless it is in NEENA_HTTP_ALLOWLIST (where a model server on the local network goes); the setting
+is the operator's, and may point anywhere. A refused address fails the step (``EgressRefusedError``), without a retry.
 
 The client makes no retries of its own (``max_retries=0``): 429 (with its Retry-After), 5xx, timeouts and connection
 errors become ``TransientTaskError`` and the engine retries with its backoff, within the step's time limit. Other
@@ -19,6 +20,7 @@ from django.conf import settings
 from apps.integrations.connectors.base import AuthType, ConnectorSpec, DataType, Param, RetryPolicy, TaskSpec
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError
 from apps.integrations.http import retry_after_seconds
+from apps.integrations.llm import egress_http_client
 
 # Nothing here changes the outside world, so retries are safe; models can be slow, so the time limit is generous.
 MODEL_RETRY = RetryPolicy(max_retries=3, backoff_seconds=2.0, time_limit_seconds=120)
@@ -28,6 +30,7 @@ CONNECTOR = ConnectorSpec(
     short_name="llm",
     class_name="LlmIntegration",
     auth_type=AuthType.API_KEY,
+    url_config=("base_url",),
     description="An AI language model (LLM) behind an OpenAI-compatible chat completions API, such as OpenAI, a "
     "hosted open model or a local server.",
     tasks=(
@@ -181,7 +184,8 @@ def _complete(context: TaskContext, messages: list[dict[str, str]], *, temperatu
     """One chat completion with the credential's key, model and base URL; returns the answer's text."""
     credential = context.require_credential()
     api_key = str(credential.secrets.get("api_key") or "")
-    base_url = str(credential.config.get("base_url") or settings.NEENA_LLM_BASE_URL or "")
+    user_base_url = str(credential.config.get("base_url") or "")
+    base_url = user_base_url or str(settings.NEENA_LLM_BASE_URL or "")
     model = str(credential.config.get("model") or settings.NEENA_LLM_MODEL or "")
     if not api_key:
         raise TaskError("The LLM credential has no api_key.")
@@ -190,14 +194,19 @@ def _complete(context: TaskContext, messages: list[dict[str, str]], *, temperatu
             "No model configured: give base_url and model in the LLM credential's config, or set NEENA_LLM_BASE_URL "
             "and NEENA_LLM_MODEL."
         )
-    client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=context.time_limit_seconds, max_retries=0)
     options: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
     try:
-        response = client.chat.completions.create(model=model, messages=cast(Any, messages), **options)
+        with openai.OpenAI(
+            base_url=base_url,
+            api_key=api_key,
+            timeout=context.time_limit_seconds,
+            max_retries=0,
+            http_client=egress_http_client(trusted_urls=[] if user_base_url else [base_url]),
+        ) as client:
+            response = client.chat.completions.create(model=model, messages=cast(Any, messages), **options)
     except openai.RateLimitError as error:
         raise TransientTaskError(
             f"The model is rate limiting (429): {_api_message(error)}",
-            # The openai client is built on httpx2; retry_after_seconds only reads the response's headers.
             retry_after=retry_after_seconds(cast(Any, error.response)),
         ) from error
     except (openai.APIConnectionError, openai.InternalServerError) as error:  # timeouts are connection errors

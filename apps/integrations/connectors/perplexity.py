@@ -63,6 +63,7 @@ def ask(context: TaskContext, *, question: str, model: str = "sonar") -> dict[st
         headers={"Authorization": f"Bearer {api_key}", "Accept": "application/json"},
         json={"model": model or "sonar", "messages": [{"role": "user", "content": question}]},
         timeout=context.time_limit_seconds,
+        trusted=True,  # the setting: the operator's choice
     )
     try:
         body = response.json()

@@ -1,9 +1,11 @@
 """The ``smtp`` integration: send email through the organization's own mail server.
 
 The credential's config holds ``host``, ``port``, ``username``, ``from_address`` and ``security`` (``starttls``,
-``ssl`` or ``none``); its secret ``api_key`` is the SMTP password. The mail server is the organization's own
-setting, not a task parameter, so it is not subject to the ``http`` connector's address checks (a mail relay on the
-local network is the usual case).
+``ssl`` or ``none``); its secret ``api_key`` is the SMTP password. The mail server is a user's choice (the
+credential's config), so the session connects through the egress guard (``apps/integrations/egress.py``): its host
+must resolve to public addresses only, unless it is in NEENA_HTTP_ALLOWLIST, where a mail relay on the local network
+goes. A refused address fails the step (``EgressRefusedError``), without a retry; STARTTLS and SSL still check the
+certificate for the configured host name.
 
 Each message carries ``Message-ID: <{idempotency key}@neena>``, so a receiver that deduplicates by Message-ID shows a
 re-delivered send once. Errors: a 4xx SMTP reply, a dropped connection or a timeout is transient (retried); a 5xx
@@ -12,11 +14,13 @@ reply (bad password, unknown recipient, refused content) and a TLS failure are p
 
 import re
 import smtplib
+import socket
 import ssl
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses
 from typing import Any
 
+from apps.integrations import egress
 from apps.integrations.connectors.base import AuthType, ConnectorSpec, DataType, Param, RetryPolicy, TaskSpec
 from apps.integrations.execution import CredentialAccess, TaskContext, TaskError, TransientTaskError
 
@@ -29,6 +33,7 @@ CONNECTOR = ConnectorSpec(
     short_name="smtp",
     class_name="SmtpIntegration",
     auth_type=AuthType.BASIC,
+    host_config=("host",),
     description="Send email through your own SMTP mail server (host, port, username and password), from your "
     "organization's address.",
     tasks=(
@@ -141,11 +146,30 @@ def tls_context() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+class GuardedSMTP(smtplib.SMTP):
+    """smtplib's session with its socket opened by the egress guard (a checked address, resolved once).
+
+    ``_get_socket`` is the hook smtplib itself overrides for SMTP_SSL and LMTP; the host name stays the session's
+    (``self._host``), so STARTTLS checks the certificate for it.
+    """
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return egress.connect(host, port, timeout=timeout)
+
+
+class GuardedSMTPSSL(smtplib.SMTP_SSL):
+    """SMTP over TLS from the first byte, on a socket the egress guard opened; SNI and the certificate check name the
+    configured host (``host`` is the constructor's, the port being always given), as in smtplib's own SMTP_SSL."""
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return self.context.wrap_socket(egress.connect(host, port, timeout=timeout), server_hostname=host)
+
+
 def _connect(settings: dict[str, Any], *, timeout: float) -> smtplib.SMTP:
     """An open session with the configured security; STARTTLS is required, not opportunistic, when asked for."""
     if settings["security"] == "ssl":
-        return smtplib.SMTP_SSL(settings["host"], settings["port"], timeout=timeout, context=tls_context())
-    server = smtplib.SMTP(settings["host"], settings["port"], timeout=timeout)
+        return GuardedSMTPSSL(settings["host"], settings["port"], timeout=timeout, context=tls_context())
+    server = GuardedSMTP(settings["host"], settings["port"], timeout=timeout)
     try:
         if settings["security"] == "starttls":
             server.ehlo()

@@ -133,7 +133,10 @@ def _call(
     if not key or not token:
         raise TaskError("The Trello credential needs both the API key (api_key) and the user token (token).")
     url = f"{base_url('NEENA_TRELLO_BASE_URL', 'https://api.trello.com/1')}{path}"
-    response = request(SERVICE, method, url, params={**(params or {}), "key": key, "token": token}, json=json)
+    # The setting or Trello's own address: the operator's choice, so trusted.
+    response = request(
+        SERVICE, method, url, params={**(params or {}), "key": key, "token": token}, json=json, trusted=True
+    )
     return _decoded(response)
 
 

@@ -3,7 +3,8 @@
 Credential (API key auth): ``secrets["api_key"]`` is an agent's Zendesk API token, ``config["email"]`` that agent's
 email address and ``config["subdomain"]`` the account's subdomain (``acme`` for acme.zendesk.com). Calls go to
 ``https://{subdomain}.zendesk.com/api/v2`` (or NEENA_ZENDESK_BASE_URL when set, as in tests) with Basic
-authentication ``{email}/token:{api_token}``.
+authentication ``{email}/token:{api_token}``. The subdomain is the user's, so the address its name resolves to must be
+public (the egress guard checks it when connecting); the setting is the operator's, and may point anywhere.
 
 Zendesk honours an ``Idempotency-Key`` only when creating tickets, which this connector does not do; ticket updates
 (comments, status, tags) accept none, so ``context.idempotency_key`` is not sent. A comment is therefore a side effect
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from django.conf import settings
 
 from apps.integrations.connectors.base import (
     REPEATABLE_RETRY,
@@ -172,10 +174,12 @@ SUBDOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
 @dataclass(frozen=True)
 class ZendeskAccount:
-    """Where and as whom to call: the API's base URL and the Basic credentials of the agent's API token."""
+    """Where and as whom to call: the API's base URL, the Basic credentials of the agent's API token, and whether the
+    base URL is the operator's setting (trusted) rather than built from the credential's subdomain."""
 
     base_url: str
     auth: tuple[str, str]
+    operator_set: bool
 
     def ticket_url(self, ticket_id: int) -> str:
         if ticket_id < 1:
@@ -199,7 +203,11 @@ def _account(context: TaskContext) -> ZendeskAccount:
     if subdomain and not SUBDOMAIN.match(subdomain):
         raise TaskError(f"The Zendesk credential's subdomain {subdomain!r} is not a Zendesk subdomain, e.g. 'acme'.")
     fallback = f"https://{subdomain}.zendesk.com/api/v2" if subdomain else ""
-    return ZendeskAccount(base_url("NEENA_ZENDESK_BASE_URL", fallback), (f"{email}/token", api_token))
+    return ZendeskAccount(
+        base_url("NEENA_ZENDESK_BASE_URL", fallback),
+        (f"{email}/token", api_token),
+        operator_set=bool(settings.NEENA_ZENDESK_BASE_URL),
+    )
 
 
 def _payload(response: httpx.Response) -> dict[str, Any]:
@@ -216,7 +224,14 @@ def _payload(response: httpx.Response) -> dict[str, Any]:
 def _update(context: TaskContext, ticket_id: int, changes: dict[str, Any]) -> dict[str, Any]:
     """PUT /tickets/{id}.json: the answer holds the updated ticket and the audit recording the change."""
     account = _account(context)
-    response = request(SERVICE, "PUT", account.ticket_url(ticket_id), json={"ticket": changes}, auth=account.auth)
+    response = request(
+        SERVICE,
+        "PUT",
+        account.ticket_url(ticket_id),
+        json={"ticket": changes},
+        auth=account.auth,
+        trusted=account.operator_set,
+    )
     return _payload(response)
 
 
@@ -237,7 +252,14 @@ def get_ticket(context: TaskContext, *, ticket_id: int) -> dict[str, Any]:
     ``requester_email`` is empty when the requester has none (a caller known only by phone, say).
     """
     account = _account(context)
-    response = request(SERVICE, "GET", account.ticket_url(ticket_id), params={"include": "users"}, auth=account.auth)
+    response = request(
+        SERVICE,
+        "GET",
+        account.ticket_url(ticket_id),
+        params={"include": "users"},
+        auth=account.auth,
+        trusted=account.operator_set,
+    )
     payload = _payload(response)
     ticket = payload["ticket"]
     users = {user.get("id"): user for user in payload.get("users") or [] if isinstance(user, dict)}

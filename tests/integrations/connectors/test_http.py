@@ -1,8 +1,8 @@
 """The ``http`` connector against a fake service on 127.0.0.1: exact requests, answers, redirects and SSRF refusals.
 
-Refused targets are refused before any connection: ``_no_connections`` makes any attempt fail the test, and
-``_loopback_only`` fails any request to an address other than 127.0.0.1, so no traffic ever goes to 10.0.0.1,
-169.254.169.254 or anywhere else, even if the connector were broken.
+Refused targets are refused before any connection: ``_no_connections`` makes any attempt to open a socket fail the
+test, and ``_loopback_only`` fails any connection to an address other than 127.0.0.1, so no traffic ever goes to
+10.0.0.1, 169.254.169.254 or anywhere else, even if the connector were broken.
 """
 
 import socket
@@ -12,6 +12,7 @@ import httpx
 import pytest
 from django.test import override_settings
 
+from apps.integrations import egress
 from apps.integrations.connectors import http as connector
 from apps.integrations.connectors.http import http_get, http_request
 from apps.integrations.execution import TaskContext, TaskError, TransientTaskError
@@ -50,24 +51,24 @@ def other_service():
 
 @pytest.fixture(autouse=True)
 def _loopback_only(monkeypatch):
-    """Whatever the connector does, no request leaves 127.0.0.1: a request to any other address fails the test."""
-    real = httpx.Client.stream
+    """Whatever the connector does, no connection leaves 127.0.0.1: a socket to any other address fails the test."""
+    real = socket.create_connection
 
-    def guarded(self, method, url, *args, **kwargs):
-        assert httpx.URL(url).host == "127.0.0.1", f"a request was about to go to {url}"
-        return real(self, method, url, *args, **kwargs)
+    def guarded(address, *args, **kwargs):
+        assert address[0] == "127.0.0.1", f"a connection was about to go to {address}"
+        return real(address, *args, **kwargs)
 
-    monkeypatch.setattr(httpx.Client, "stream", guarded)
+    monkeypatch.setattr(socket, "create_connection", guarded)
 
 
 @pytest.fixture
 def _no_connections(monkeypatch):
-    """Any attempt to send a request fails the test: a refusal must come before the connection."""
+    """Any attempt to open a connection fails the test: a refusal must come before the connection."""
 
     def refuse(*args, **kwargs):
-        raise AssertionError("a request was sent to a target that should have been refused")
+        raise AssertionError("a connection was opened to a target that should have been refused")
 
-    monkeypatch.setattr(httpx.Client, "stream", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
 
 
 def _resolving(monkeypatch, names: dict[str, list[str]]) -> list[str]:
@@ -308,7 +309,7 @@ def test_a_redirect_to_a_refused_target_is_refused(service, location):
         ("http://localhost/", "loopback"),
         ("http://10.0.0.1/", "private"),
         ("http://192.168.1.20:8080/admin", "private"),
-        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("http://169.254.10.1/", "link-local"),
         ("http://[::1]/", "loopback"),
         ("http://[fe80::1]/", "link-local"),
         ("http://[::ffff:10.0.0.1]/", "private"),  # IPv4-mapped IPv6
@@ -342,6 +343,23 @@ def test_allowing_one_internal_address_allows_no_other(url):
 
 
 @pytest.mark.usefixtures("_no_connections")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/latest/meta-data/",
+    ],
+)
+def test_cloud_metadata_is_refused_even_when_allow_listed(url):
+    host = httpx.URL(url).host
+    with override_settings(NEENA_HTTP_ALLOWLIST=[host]), pytest.raises(TaskError, match="cloud metadata") as refused:
+        http_get(_context(), url=url)
+
+    assert not isinstance(refused.value, TransientTaskError)
+
+
+@pytest.mark.usefixtures("_no_connections")
 @pytest.mark.parametrize("url", ["ftp://example.com/file", "file:///etc/passwd", "gopher://127.0.0.1:70/"])
 def test_only_http_and_https_are_allowed(url):
     with pytest.raises(TaskError, match="Only http and https"):
@@ -360,6 +378,22 @@ def test_a_public_name_resolving_to_a_private_address_is_refused(monkeypatch):
         http_get(_context(), url="https://mixed.example.com/")  # any internal address is enough
 
     assert looked_up == ["intranet.example.com", "mixed.example.com"]
+
+
+@pytest.mark.usefixtures("_no_connections")
+@pytest.mark.parametrize(
+    "errno, expected", [(socket.EAI_NONAME, "does not resolve"), (socket.EAI_AGAIN, "could not be reached")]
+)
+def test_a_host_that_does_not_resolve_fails_and_a_resolver_hiccup_is_retried(monkeypatch, errno, expected):
+    def unresolvable(host, *args, **kwargs):
+        raise socket.gaierror(errno, "resolver says no")
+
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+
+    with pytest.raises(TaskError, match=expected) as failed:
+        http_get(_context(), url="https://nowhere.example.com/")
+
+    assert isinstance(failed.value, TransientTaskError) == (errno == socket.EAI_AGAIN)
 
 
 # --- Pinning ----------------------------------------------------------------------------------------------------
@@ -396,8 +430,7 @@ def tls_service(monkeypatch, tmp_path, request):
     server_names: list[str | None] = []
     server_tls.sni_callback = lambda connection, name, context: server_names.append(name)
     service = FakeHTTPService(tls=server_tls)
-    real_client = httpx.Client
-    monkeypatch.setattr(httpx, "Client", lambda **options: real_client(verify=certificate.client_context(), **options))
+    monkeypatch.setattr(egress, "tls_context", certificate.client_context)
     _resolving(monkeypatch, {"service.test": ["127.0.0.1"]})
     with override_settings(NEENA_HTTP_ALLOWLIST=["service.test"]):
         yield service, server_names

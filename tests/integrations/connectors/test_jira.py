@@ -165,16 +165,17 @@ def test_without_the_setting_the_site_comes_from_the_credential(site, monkeypatc
     called = []
 
     def fake_request(method, url, **kwargs):
-        called.append((method, url, kwargs["auth"]))
+        called.append((method, url, kwargs["auth"], kwargs["trusted"]))
         raise TaskError("stop here")
 
-    monkeypatch.setattr("apps.integrations.connectors.jira.httpx.request", fake_request)
+    monkeypatch.setattr("apps.integrations.connectors.jira.egress.request", fake_request)
     context = credential_context({"api_key": API_TOKEN}, {"email": EMAIL, "site": site})
 
     with override_settings(NEENA_JIRA_BASE_URL=""), pytest.raises(TaskError, match="stop here"):
         comment_on_issue(context, issue_key="OPS-1", body="x")
 
-    assert called == [("POST", "https://acme.atlassian.net/rest/api/3/issue/OPS-1/comment", (EMAIL, API_TOKEN))]
+    # The user's site is not trusted: the egress guard lets it reach public addresses only.
+    assert called == [("POST", "https://acme.atlassian.net/rest/api/3/issue/OPS-1/comment", (EMAIL, API_TOKEN), False)]
 
 
 @pytest.mark.parametrize("site", ["evil.com/x?", "127.0.0.1:8000", "acme.example.com", "a_b"])

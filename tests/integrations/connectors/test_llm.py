@@ -14,6 +14,7 @@ from apps.integrations.execution import CredentialAccess, TaskContext, TaskError
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.services.execution import flow_execute, task_run_execute
 from tests.fakes.openai_server import FakeOpenAI
+from tests.integrations.egress_helpers import rebinding_resolver
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 API_KEY = "sk-test-123"
@@ -24,6 +25,14 @@ def shared_model():
     fake = FakeOpenAI()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def _model_server_allow_listed(settings):
+    """The fake model server is on 127.0.0.1 and a credential's ``base_url`` is a user's choice: it is reachable
+    because 127.0.0.1 is allow-listed, as an organization's model server on the local network would be. The address
+    tests below empty the allow-list again."""
+    settings.NEENA_HTTP_ALLOWLIST = ["127.0.0.1"]
 
 
 @pytest.fixture
@@ -168,6 +177,49 @@ def test_the_settings_fill_in_what_the_credential_leaves_out(model):
 def test_no_model_configured_is_a_task_error():
     with pytest.raises(TaskError, match="No model configured"):
         generate_text(_context(None), prompt="x")
+
+
+# --- Addresses: the egress guard -------------------------------------------------------------------------------
+
+
+@override_settings(NEENA_HTTP_ALLOWLIST=[])
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "[::1]"])
+def test_a_credential_base_url_on_an_internal_address_is_refused_when_connecting(model, host):
+    model.answer("never sent")
+
+    with pytest.raises(TaskError, match="resolves to a loopback address") as refused:
+        generate_text(_context(model, base_url=f"http://{host}:{model.server.server_address[1]}/v1"), prompt="x")
+
+    assert not isinstance(refused.value, TransientTaskError)  # an address does not become public by retrying
+    assert "NEENA_HTTP_ALLOWLIST" in str(refused.value)
+    assert model.requests == []
+
+
+@override_settings(NEENA_HTTP_ALLOWLIST=[], NEENA_LLM_MODEL="settings-model")
+def test_the_operators_base_url_is_trusted_without_the_allowlist(model):
+    model.answer("ok")
+
+    with override_settings(NEENA_LLM_BASE_URL=model.base_url):
+        outputs = generate_text(_context(None), prompt="x")
+
+    assert outputs == {"text": "ok"}
+    _checked_request(model, model_name="settings-model")
+
+
+@override_settings(NEENA_HTTP_ALLOWLIST=[])
+def test_a_name_rebound_to_loopback_after_the_check_never_reaches_it(model, monkeypatch):
+    """DNS rebinding: the name answers a public address first and 127.0.0.1 afterwards. The guard resolves once,
+    checks that answer and connects to it; a second look-up (which would answer 127.0.0.1) never happens."""
+    port = model.server.server_address[1]
+    lookups, connections = rebinding_resolver(monkeypatch, "models.rebind.test", first=["93.184.216.34"])
+    model.answer("never sent")
+
+    with pytest.raises(TransientTaskError, match="APIConnectionError"):
+        generate_text(_context(model, base_url=f"http://models.rebind.test:{port}/v1"), prompt="x")
+
+    assert connections == [("93.184.216.34", port)]
+    assert lookups == ["models.rebind.test"]
+    assert model.requests == []
 
 
 # --- Errors -----------------------------------------------------------------------------------------------------

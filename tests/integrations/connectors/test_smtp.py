@@ -14,6 +14,7 @@ from apps.integrations.connectors import smtp as connector
 from apps.integrations.connectors.smtp import send_email
 from apps.integrations.execution import CredentialAccess, TaskContext, TaskError, TransientTaskError
 from tests.fakes.tls import self_signed_certificate
+from tests.integrations.egress_helpers import rebinding_resolver
 
 USERNAME, PASSWORD = "mailer", "s3cret"
 
@@ -97,6 +98,14 @@ def start_server():
     yield start
     for controller in controllers:
         controller.stop()
+
+
+@pytest.fixture(autouse=True)
+def _mail_server_allow_listed(settings):
+    """The test server is on 127.0.0.1 and the SMTP host is a user's choice (the credential's config): reachable
+    because 127.0.0.1 is allow-listed, as a mail relay on the local network would be. The address tests below empty
+    the allow-list again."""
+    settings.NEENA_HTTP_ALLOWLIST = ["127.0.0.1"]
 
 
 def _context(port: int, *, security: str = "none", username: str = USERNAME, password: str = PASSWORD, **config):
@@ -300,6 +309,37 @@ def test_bad_addresses_and_settings_are_refused_before_connecting():
                 integration_entity=None,
             )
         )
+
+
+# --- Addresses: the egress guard -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_mail_server_on_an_internal_address_is_refused_unless_allow_listed(start_server, settings, host):
+    controller, recorder = start_server()
+    settings.NEENA_HTTP_ALLOWLIST = []
+
+    with pytest.raises(TaskError, match="resolves to a loopback address") as refused:
+        _send(_context(controller.port, username="", host=host))
+
+    assert not isinstance(refused.value, TransientTaskError)
+    assert "NEENA_HTTP_ALLOWLIST" in str(refused.value)
+    assert recorder.received == []
+
+
+def test_a_mail_server_name_rebound_to_loopback_after_the_check_never_reaches_it(start_server, settings, monkeypatch):
+    """DNS rebinding: the name answers a public address first and 127.0.0.1 afterwards; the session connects to the
+    address that was checked, never resolving the name again."""
+    controller, recorder = start_server()
+    settings.NEENA_HTTP_ALLOWLIST = []
+    lookups, connections = rebinding_resolver(monkeypatch, "mail.rebind.test", first=["93.184.216.34"])
+
+    with pytest.raises(TransientTaskError, match="could not be reached"):
+        _send(_context(controller.port, username="", host="mail.rebind.test"))
+
+    assert connections == [("93.184.216.34", controller.port)]
+    assert lookups == ["mail.rebind.test"]
+    assert recorder.received == []
 
 
 def test_declaration():

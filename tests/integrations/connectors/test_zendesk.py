@@ -136,7 +136,7 @@ def test_the_base_url_comes_from_the_subdomain_when_the_setting_is_empty(monkeyp
     calls = []
 
     def fake_request(service, method, url, **kwargs):
-        calls.append((method, url, kwargs["auth"]))
+        calls.append((method, url, kwargs["auth"], kwargs["trusted"]))
         raise TaskError("stop here")
 
     monkeypatch.setattr(connector, "request", fake_request)
@@ -144,7 +144,8 @@ def test_the_base_url_comes_from_the_subdomain_when_the_setting_is_empty(monkeyp
     with override_settings(NEENA_ZENDESK_BASE_URL=""), pytest.raises(TaskError, match="stop here"):
         get_ticket(context, ticket_id=5)
 
-    assert calls == [("GET", "https://acme.zendesk.com/api/v2/tickets/5.json", ("a@acme.com/token", "t0k"))]
+    # The user's subdomain is not trusted: the egress guard lets it reach public addresses only.
+    assert calls == [("GET", "https://acme.zendesk.com/api/v2/tickets/5.json", ("a@acme.com/token", "t0k"), False)]
 
 
 @pytest.mark.parametrize(
