@@ -67,6 +67,38 @@ def test_every_operation_documents_its_errors():
             assert {"401", "403", "422"} <= set(operation["responses"]), f"{method} {path}"
 
 
+IDEMPOTENT = {
+    ("post", "/api/v1/flow_requests/"),
+    ("put", "/api/v1/flow_requests/"),
+    ("post", "/api/v1/flows/"),
+    ("put", "/api/v1/flows/"),
+    ("post", "/api/v1/flows/execute"),
+    ("post", "/api/v1/flows/generate"),
+    ("post", "/api/v1/flow_runs/"),
+    ("put", "/api/v1/flow_runs/approve"),
+    ("put", "/api/v1/flow_runs/reject"),
+    ("post", "/api/v1/flow_runs/cancel"),
+    ("post", "/api/v1/flow_runs/retry"),
+    ("post", "/api/v1/flow_runs/rerun"),
+}
+
+
+def test_the_idempotency_key_header_is_documented_where_it_is_honoured():
+    documented = {
+        (method, path)
+        for path, operations in OPENAPI["paths"].items()
+        for method, operation in operations.items()
+        if any(
+            parameter["in"] == "header" and parameter["name"] == "Idempotency-Key"
+            for parameter in operation.get("parameters", [])
+        )
+    }
+
+    assert documented == IDEMPOTENT
+    for method, path in IDEMPOTENT:
+        assert "409" in OPENAPI["paths"][path][method]["responses"], (method, path)
+
+
 def test_schema_endpoint_and_docs_are_served(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
