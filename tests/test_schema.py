@@ -9,6 +9,7 @@ import schemathesis
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, settings
 from openapi_spec_validator import validate
+from schemathesis.config import SchemathesisConfig
 
 from apps.accounts.services import api_key_create
 from tests.factories import UserFactory
@@ -66,13 +67,56 @@ def test_every_operation_documents_its_errors():
             assert {"401", "403", "422"} <= set(operation["responses"]), f"{method} {path}"
 
 
+IDEMPOTENT = {
+    ("post", "/api/v1/flow_requests/"),
+    ("put", "/api/v1/flow_requests/"),
+    ("post", "/api/v1/flows/"),
+    ("put", "/api/v1/flows/"),
+    ("post", "/api/v1/flows/execute"),
+    ("post", "/api/v1/flows/generate"),
+    ("post", "/api/v1/flow_runs/"),
+    ("put", "/api/v1/flow_runs/approve"),
+    ("put", "/api/v1/flow_runs/reject"),
+    ("post", "/api/v1/flow_runs/cancel"),
+    ("post", "/api/v1/flow_runs/retry"),
+    ("post", "/api/v1/flow_runs/rerun"),
+}
+
+
+def test_the_idempotency_key_header_is_documented_where_it_is_honoured():
+    documented = {
+        (method, path)
+        for path, operations in OPENAPI["paths"].items()
+        for method, operation in operations.items()
+        if any(
+            parameter["in"] == "header" and parameter["name"] == "Idempotency-Key"
+            for parameter in operation.get("parameters", [])
+        )
+    }
+
+    assert documented == IDEMPOTENT
+    for method, path in IDEMPOTENT:
+        assert "409" in OPENAPI["paths"][path][method]["responses"], (method, path)
+
+
 def test_schema_endpoint_and_docs_are_served(client):
     assert client.get("/api/schema/").status_code == 200
     assert client.get("/api/docs/").status_code == 200
     assert client.get("/api/redoc/").status_code == 200
 
 
-schema = schemathesis.openapi.from_dict(OPENAPI)
+# Schema-violating data must be refused with one of schemathesis' expected statuses, or with 413: a body past a
+# list's maxItems can also be past NEENA_MAX_BODY_BYTES, and is then refused before it is read.
+CHECKS_CONFIG = SchemathesisConfig.from_dict(
+    {
+        "checks": {
+            "negative_data_rejection": {
+                "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429, "5xx"],
+            }
+        }
+    }
+)
+schema = schemathesis.openapi.from_dict(OPENAPI, config=CHECKS_CONFIG)
 
 
 @pytest.fixture

@@ -37,7 +37,8 @@ class NeenaAutoSchema(AutoSchema):
             codes.update({"401": ErrorSerializer, "403": ErrorSerializer, "429": ErrorSerializer})
         if action != "list":
             codes["404"] = ErrorSerializer
-        if self.method in ("PUT", "DELETE"):
+        if self.method in ("POST", "PUT", "DELETE"):
+            # A state conflict, a database integrity conflict, or an Idempotency-Key whose first request still runs.
             codes["409"] = ErrorSerializer
         if self.method in ("POST", "PUT"):
             codes["413"] = ErrorSerializer

@@ -22,6 +22,7 @@ from apps.flows.serializers import (
     FlowSerializer,
     FlowUpdateInputSerializer,
 )
+from apps.idempotency.decorators import idempotent
 from apps.runs.selectors import flow_run_list_with_task_runs_for_user
 from apps.runs.serializers import ExecuteQuerySerializer, FlowRunSerializer
 from apps.runs.services.execution import flow_execute
@@ -42,12 +43,14 @@ class FlowRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Query
     def get_queryset(self) -> QuerySet[FlowRequest]:
         return flow_request_list_for_user(user=self.user)
 
+    @idempotent()
     def create(self, request: Request) -> Response:
         serializer = FlowRequestInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         flow_request = services.flow_request_create(user=self.user, **serializer.validated_data)
         return Response(FlowRequestSerializer(flow_request).data)
 
+    @idempotent()
     def update(self, request: Request) -> Response:
         serializer = FlowRequestUpdateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -86,11 +89,13 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
     def _render(self, flow: Flow) -> Response:
         return Response(FlowSerializer(self.get_queryset().get(id=flow.id)).data)
 
+    @idempotent()
     def create(self, request: Request) -> Response:
         serializer = FlowInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._render(services.flow_create(user=self.user, **serializer.to_service_kwargs()))
 
+    @idempotent()
     def update(self, request: Request) -> Response:
         serializer = FlowUpdateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -112,6 +117,8 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
         request=None,
         responses=FlowSerializer,
     )
+    # Planning may ask a model over the network, which must not happen inside a transaction.
+    @idempotent(in_transaction=False)
     @action(detail=False, methods=["get", "post"], url_path="generate")
     def generate(self, request: Request) -> Response:
         flow_request_id = parse_query(FlowRequestIdQuerySerializer, request)["flow_request_id"]
@@ -127,6 +134,7 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
         request=None,
         responses=FlowRunSerializer,
     )
+    @idempotent()
     @action(detail=False, methods=["post"], url_path="execute")
     def execute(self, request: Request) -> Response:
         query = parse_query(ExecuteQuerySerializer, request)

@@ -11,6 +11,7 @@ from apps.core.exceptions import NotFoundError
 from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
 from apps.flows.selectors import flow_and_request_for_user, flow_list_for_user
+from apps.idempotency.decorators import idempotent
 from apps.runs.models import FlowResult, FlowRun
 from apps.runs.rendering import flow_runs_listed, flow_runs_rendered
 from apps.runs.selectors import (
@@ -58,6 +59,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         request=FlowRunCreateSerializer,
         responses=FlowRunSerializer,
     )
+    @idempotent()
     def create(self, request: Request) -> Response:
         serializer = FlowRunCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -77,6 +79,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         request=ApproveInputSerializer,
         responses=FlowRunSerializer,
     )
+    @idempotent()
     @action(detail=False, methods=["put"], url_path="approve")
     def approve(self, request: Request) -> Response:
         flow_run = self._run_from_query()
@@ -91,6 +94,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         request=DecisionInputSerializer,
         responses=FlowRunSerializer,
     )
+    @idempotent()
     @action(detail=False, methods=["put"], url_path="reject")
     def reject(self, request: Request) -> Response:
         flow_run = self._run_from_query()
@@ -105,6 +109,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         request=DecisionInputSerializer,
         responses=FlowRunSerializer,
     )
+    @idempotent()
     @action(detail=False, methods=["post"], url_path="cancel")
     def cancel(self, request: Request) -> Response:
         flow_run = self._run_from_query()
@@ -119,6 +124,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         request=None,
         responses=FlowRunSerializer,
     )
+    @idempotent()
     @action(detail=False, methods=["post"], url_path="retry")
     def retry(self, request: Request) -> Response:
         return self._render(run_retry(flow_run=self._run_from_query(), user=self.user))
@@ -130,6 +136,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         request=None,
         responses=FlowRunSerializer,
     )
+    @idempotent()
     @action(detail=False, methods=["post"], url_path="rerun")
     def rerun(self, request: Request) -> Response:
         return self._render(run_rerun(flow_run=self._run_from_query(), user=self.user))

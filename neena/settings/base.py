@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "oauth2_provider",
     "apps.core",
     "apps.accounts",
+    "apps.idempotency",
     "apps.integrations",
     "apps.credentials",
     "apps.flows",
@@ -142,6 +143,15 @@ NEENA_MAX_JSON_DEPTH = env.int("NEENA_MAX_JSON_DEPTH", default=64)
 
 # How much finished runs' JSON each process keeps for the runs lists (apps/runs/rendering.py), in bytes.
 NEENA_RENDER_CACHE_BYTES = env.int("NEENA_RENDER_CACHE_BYTES", default=64 * 1024 * 1024)
+
+# --- Idempotency keys ------------------------------------------------------------------------------------------
+
+# The first successful answer to a request sent with an Idempotency-Key is replayed to repeats for this long; then the
+# key may be used for a new request, and the sweeper deletes it.
+NEENA_IDEMPOTENCY_TTL_HOURS = env.int("NEENA_IDEMPOTENCY_TTL_HOURS", default=24)
+# A key claimed by a request that never finished (its process died) is free again after this long. Until then a
+# repeat answers 409 idempotency_key_in_progress.
+NEENA_IDEMPOTENCY_CLAIM_SECONDS = env.int("NEENA_IDEMPOTENCY_CLAIM_SECONDS", default=60)
 
 # --- REST framework and OpenAPI ---------------------------------------------------------------------------------
 
@@ -250,6 +260,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-runs": {"task": "runs.sweep", "schedule": env.float("NEENA_SWEEP_INTERVAL_SECONDS", default=15.0)},
     "sweep-trigger-runs": {
         "task": "webhooks.sweep",
+        "schedule": env.float("NEENA_SWEEP_INTERVAL_SECONDS", default=15.0),
+    },
+    "sweep-idempotency-keys": {
+        "task": "idempotency.sweep",
         "schedule": env.float("NEENA_SWEEP_INTERVAL_SECONDS", default=15.0),
     },
 }

@@ -4,12 +4,13 @@ import logging
 
 import pytest
 
+from apps.idempotency.tasks import sweep_idempotency_keys
 from apps.runs.tasks import sweep_runs
 from apps.webhooks.tasks import sweep_trigger_runs
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("sweep", [sweep_runs, sweep_trigger_runs])
+@pytest.mark.parametrize("sweep", [sweep_runs, sweep_trigger_runs, sweep_idempotency_keys])
 def test_a_sweep_that_found_nothing_logs_at_debug_only(sweep, caplog):
     with caplog.at_level(logging.DEBUG, logger="neena.tasks"):
         sweep.apply()
