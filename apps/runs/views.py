@@ -31,6 +31,8 @@ from apps.runs.serializers import (
     FlowRunPreviewSerializer,
     FlowRunSerializer,
     FlowRunWithResultSerializer,
+    ListedFlowRunSerializer,
+    TaskRunsPageQuerySerializer,
 )
 from apps.runs.services.approval import run_approve, run_reject
 from apps.runs.services.control import run_cancel, run_rerun, run_retry
@@ -38,8 +40,19 @@ from apps.runs.services.execution import flow_execute
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Read all flow runs"),
-    retrieve=extend_schema(summary="Read a flow run", parameters=[IdQuerySerializer]),
+    list=extend_schema(
+        summary="Read all flow runs",
+        description="Each run embeds its first NEENA_LIST_TASK_RUNS_LIMIT task runs (100 by default), with "
+        "task_runs_total and task_runs_truncated; a task run's task_prep_prompt, task_prep_answer or result longer "
+        "than NEENA_LIST_TASK_RUN_FIELD_CHARS is null and named in its omitted_fields. Read the run for the rest.",
+        responses=ListedFlowRunSerializer(many=True),
+    ),
+    retrieve=extend_schema(
+        summary="Read a flow run",
+        description="The run with its task runs, whole: up to NEENA_DETAIL_TASK_RUNS_LIMIT of them (1000 by default, "
+        "every step of any flow), paged with task_runs_skip and task_runs_limit.",
+        parameters=[IdQuerySerializer, TaskRunsPageQuerySerializer],
+    ),
 )
 class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringViewSet):
     serializer_class = FlowRunSerializer
@@ -137,6 +150,10 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     def get_queryset(self) -> QuerySet[FlowRun]:
         if self.action == "preview":
             return flow_run_list_for_user(user=self.user)
+        if self.action in ("retrieve", "with_flow_result"):
+            return flow_run_list_with_task_runs_for_user(
+                user=self.user, **parse_query(TaskRunsPageQuerySerializer, self.request)
+            )
         return flow_run_list_with_task_runs_for_user(user=self.user)
 
     def list(self, request: Request) -> Response:
@@ -145,8 +162,10 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
 
     @extend_schema(
         summary="Read all flow runs for a flow",
+        description="The runs as flow_runs/all shows them: at most NEENA_LIST_TASK_RUNS_LIMIT task runs each, large "
+        "task-run fields left out.",
         parameters=[FlowIdQuerySerializer],
-        responses=FlowRunSerializer(many=True),
+        responses=ListedFlowRunSerializer(many=True),
     )
     @action(detail=False, methods=["get"], url_path="all_for_flow_id")
     def all_for_flow_id(self, request: Request) -> Response:
@@ -158,7 +177,8 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
 
     @extend_schema(
         summary="Read a flow run with its flow result",
-        parameters=[IdQuerySerializer],
+        description="As flow_runs/?id=, task runs paged the same way, plus the run's latest flow result.",
+        parameters=[IdQuerySerializer, TaskRunsPageQuerySerializer],
         responses=FlowRunWithResultSerializer,
     )
     @action(detail=False, methods=["get"], url_path="with_flow_result")
