@@ -283,7 +283,7 @@ def test_a_join_below_a_failed_branch_ends_the_run_when_the_other_branch_complet
         owner,
         [
             step(0, "Format Text", template="start"),
-            step(1, "Format Text", template="{{ steps.0.result.missing }}"),
+            step(1, "Format Text", template="{{ request.metadata.missing }}"),
             step(2, "Format Text", template="other branch"),
             step(3, "Format Text", template="join"),
         ],
