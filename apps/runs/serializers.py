@@ -6,7 +6,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from apps.core.pagination import MAX_SKIP
-from apps.core.serializers import AttributeModelSerializer
+from apps.core.serializers import AttributeModelSerializer, StrictInputSerializer
 from apps.core.validators import reject_nul_characters
 from apps.runs.models import FlowResult, FlowRun, TaskRun
 from apps.runs.selectors import (
@@ -171,19 +171,50 @@ class ExecuteQuerySerializer(serializers.Serializer):
     flow_request_id = serializers.UUIDField()
 
 
-class FlowRunCreateSerializer(serializers.Serializer):
-    """The documented create body. Status fields a client sends are accepted and ignored: the engine owns them."""
+class FlowRunCreateSerializer(StrictInputSerializer):
+    """The documented create body. The engine owns a run's status: a client's pending (or null) is ignored, but a
+    status saying the run has ended, or an approval already decided, is refused rather than silently dropped."""
+
+    ignored_fields = FlowRunWithResultSerializer.Meta.fields
 
     flow = serializers.UUIDField()
     flow_request = serializers.UUIDField()
-    status = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
-    approval_status = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
+    status = serializers.ChoiceField(
+        choices=FlowRun.Status.choices,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Ignored: a run starts pending. A terminal status (completed, failed, cancelled) is a 422.",
+    )
+    approval_status = serializers.ChoiceField(
+        choices=FlowRun.ApprovalStatus.choices,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Ignored. A decided one (approved, rejected) is a 422.",
+    )
     triggered_time = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
     end_time = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
     triggered_by = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
 
+    def validate_status(self, value: str | None) -> str | None:
+        if value in FlowRun.TERMINAL:
+            raise serializers.ValidationError(
+                f"A flow run starts pending; only the engine ends it, so '{value}' cannot be given.",
+                code="status_not_allowed",
+            )
+        return value
 
-class ApproveInputSerializer(serializers.Serializer):
+    def validate_approval_status(self, value: str | None) -> str | None:
+        if value in (FlowRun.ApprovalStatus.APPROVED, FlowRun.ApprovalStatus.REJECTED):
+            raise serializers.ValidationError(
+                f"A new flow run has no decision; approve or reject it once it waits, not '{value}' at creation.",
+                code="status_not_allowed",
+            )
+        return value
+
+
+class ApproveInputSerializer(StrictInputSerializer):
     parameters = serializers.DictField(
         child=serializers.JSONField(allow_null=True),
         required=False,
@@ -194,7 +225,7 @@ class ApproveInputSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
 
-class DecisionInputSerializer(serializers.Serializer):
+class DecisionInputSerializer(StrictInputSerializer):
     comment = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=5000, help_text="The reason, kept with the run."
     )

@@ -67,7 +67,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @extend_schema(
         summary="Create a flow run",
         description="The same as POST /flows/execute: creates the run and queues it. Status fields in the body are "
-        "ignored.",
+        "ignored, except that a terminal status or a decided approval_status is a 422 (status_not_allowed).",
         request=FlowRunCreateSerializer,
         responses=FlowRunSerializer,
     )
@@ -93,7 +93,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @action(detail=False, methods=["put"], url_path="approve")
     def approve(self, request: Request) -> Response:
         flow_run = self._run_from_query()
-        serializer = ApproveInputSerializer(data=request.data or {})
+        serializer = ApproveInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._render(run_approve(flow_run=flow_run, user=self.user, **serializer.validated_data))
 
@@ -107,7 +107,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @action(detail=False, methods=["put"], url_path="reject")
     def reject(self, request: Request) -> Response:
         flow_run = self._run_from_query()
-        serializer = DecisionInputSerializer(data=request.data or {})
+        serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._render(run_reject(flow_run=flow_run, user=self.user, **serializer.validated_data))
 
@@ -121,7 +121,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @action(detail=False, methods=["post"], url_path="cancel")
     def cancel(self, request: Request) -> Response:
         flow_run = self._run_from_query()
-        serializer = DecisionInputSerializer(data=request.data or {})
+        serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._render(run_cancel(flow_run=flow_run, user=self.user, reason=serializer.validated_data["comment"]))
 
@@ -134,6 +134,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     )
     @action(detail=False, methods=["post"], url_path="retry")
     def retry(self, request: Request) -> Response:
+        self.refuse_body_fields()
         return self._render(run_retry(flow_run=self._run_from_query(), user=self.user))
 
     @extend_schema(
@@ -145,6 +146,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     )
     @action(detail=False, methods=["post"], url_path="rerun")
     def rerun(self, request: Request) -> Response:
+        self.refuse_body_fields()
         return self._render(run_rerun(flow_run=self._run_from_query(), user=self.user))
 
     def get_queryset(self) -> QuerySet[FlowRun]:
