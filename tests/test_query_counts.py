@@ -8,7 +8,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.runs.models import TaskRun
 from tests.factories import (
+    FlowFactory,
     FlowRequestFactory,
     FlowResultFactory,
     FlowRunFactory,
@@ -69,3 +71,19 @@ def test_detail_query_counts(api, organization):
         == 2
     )
     assert _count(api, "/api/v1/users/") == 2
+
+
+def test_a_list_of_long_runs_reads_only_the_task_runs_it_shows(api, organization):
+    """Runs of many steps: the same four queries, and the task runs are read by step range, never all of them."""
+    for _ in range(3):
+        run = FlowRunFactory(organization=organization, flow=FlowFactory(organization=organization))
+        TaskRun.objects.bulk_create(TaskRun(flow_run=run, task_operation_index=index) for index in range(150))
+
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get("/api/v1/flow_runs/all")
+
+    assert response.status_code == 200
+    assert [len(run["task_runs"]) for run in response.json()] == [100, 100, 100]
+    assert len(queries) == 4
+    task_runs_sql = queries.captured_queries[-1]["sql"]
+    assert '"task_operation_index" < 100' in task_runs_sql

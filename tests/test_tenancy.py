@@ -44,6 +44,7 @@ def _requests(owned):
         ("put", "/api/v1/flows/", {"id": str(flow.id), "name": "x", "task_operations": [step], "dependencies": []}),
         ("delete", f"/api/v1/flows/?id={flow.id}", None),
         ("get", f"/api/v1/flow_runs/?id={run.id}", None),
+        ("get", f"/api/v1/flow_runs/?id={run.id}&task_runs_skip=1&task_runs_limit=1", None),
         ("get", f"/api/v1/flow_runs/with_flow_result?id={run.id}", None),
         ("get", f"/api/v1/flow_runs/all_for_flow_id?flow_id={flow.id}", None),
         ("put", f"/api/v1/flow_runs/approve?flow_run_id={run.id}", None),

@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from apps.accounts.models import Membership
+from apps.core.serializers import StrictInputSerializer
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -26,7 +27,10 @@ class UserSerializer(serializers.Serializer):
     organizations = MembershipSerializer(many=True, help_text="The organizations the user belongs to, with the role.")
 
 
-class UserCreateIfNotExistsSerializer(serializers.Serializer):
+class UserCreateIfNotExistsSerializer(StrictInputSerializer):
+    # The current user's shape, which a client may send back as it read it.
+    ignored_fields = ("email", "full_name", "auth0_id", "id", "permissions", "organizations")
+
     email = serializers.EmailField()
     full_name = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
     auth0_id = serializers.CharField(max_length=255, allow_blank=True)

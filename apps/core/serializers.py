@@ -1,4 +1,13 @@
-"""Output serializers that read model attributes directly: the same fields, types and values, without DRF's per-field
+"""The serializer bases every app shares: ``StrictInputSerializer`` for request bodies, ``AttributeModelSerializer``
+for output.
+
+Input: DRF drops the body fields a serializer does not declare, so a typo (``paramters``) is silently a request
+without the field. ``StrictInputSerializer`` answers 422 ``unknown_field`` naming each one instead, at any depth
+(items of a list of serializers are serializers too). A body may still carry the fields of the resource's own
+output shape, which clients of this API send back as they read them (``id`` and the audit fields in a PUT,
+``task_runs`` of a run): those are ignored where the input does not take them.
+
+Output: serializers that read model attributes directly, the same fields, types and values, without DRF's per-field
 machinery on every row.
 
 DRF's ``Serializer.to_representation`` sends each field of each row through ``Field.get_attribute`` (a Mapping
@@ -12,17 +21,21 @@ compares both paths on the same rows.
 """
 
 import datetime
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Collection, Mapping
 from functools import cached_property
 from operator import attrgetter
-from typing import Any, TypeGuard, TypeVar, cast
+from typing import Any, ClassVar, TypeGuard, TypeVar, cast
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from rest_framework import ISO_8601, serializers
+from rest_framework.exceptions import ErrorDetail, ValidationError
 from rest_framework.fields import SkipField
 from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
+
+UNKNOWN_FIELD = "unknown_field"
 
 Representer = Callable[[Any], Any]
 FieldKind = TypeVar("FieldKind", bound=serializers.Field)
@@ -127,3 +140,43 @@ class AttributeModelSerializer(serializers.ModelSerializer):
             except SkipField:
                 continue
         return output
+
+
+def _unknown_field_error(name: str, known: Collection[str]) -> ErrorDetail:
+    suggestion = difflib.get_close_matches(name, list(known), n=1)
+    hint = f"; did you mean '{suggestion[0]}'?" if suggestion else "."
+    return ErrorDetail(f"Unknown field '{name}'{hint}", code=UNKNOWN_FIELD)
+
+
+class StrictInputSerializer(serializers.Serializer):
+    """A request body (or an object inside one) that refuses the fields it does not know, each a 422 item at its own
+    location with type ``unknown_field``, listed with every other problem of the body.
+
+    ``ignored_fields`` are the fields of the resource's output shape (what reading it answers): accepted and
+    ignored, so a client may send back an object as it read it.
+    """
+
+    ignored_fields: ClassVar[Collection[str]] = ()
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown: dict[str, list[ErrorDetail]] = {}
+        if isinstance(data, Mapping):
+            accepted = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = {
+                name: [_unknown_field_error(name, accepted)]
+                for name in data
+                if name not in self.fields and name not in self.ignored_fields
+            }
+        try:
+            value = super().to_internal_value(data)
+        except ValidationError as error:
+            if unknown and isinstance(error.detail, dict):
+                raise ValidationError({**error.detail, **unknown}) from None
+            raise
+        if unknown:
+            raise ValidationError(unknown)
+        return value
+
+
+class NoBodySerializer(StrictInputSerializer):
+    """The body of an endpoint that takes none (execute, retry, ...): nothing, or ``{}``; every field is unknown."""

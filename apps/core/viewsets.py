@@ -11,6 +11,7 @@ from rest_framework.viewsets import GenericViewSet
 from apps.core.exceptions import InputValidationError
 from apps.core.pagination import SkipLimitPagination
 from apps.core.query import IdQuerySerializer, parse_query
+from apps.core.serializers import NoBodySerializer
 from apps.core.storable_text import storable, text_problem
 
 if TYPE_CHECKING:
@@ -42,6 +43,11 @@ class QueryStringViewSet(GenericViewSet):
             problem = text_problem(name) or next(filter(None, map(text_problem, values)), None)
             if problem:
                 raise InputValidationError.single(["query", storable(name)], *problem)
+
+    def refuse_body_fields(self) -> None:
+        """For an endpoint that takes no body: a body with fields answers 422 naming each (a client that sends one
+        expects it to mean something)."""
+        NoBodySerializer(data=self.request.data).is_valid(raise_exception=True)
 
     def get_object(self) -> Any:
         """The object named by ``?id=``: 422 when the id is missing or malformed, 404 when not in the queryset."""

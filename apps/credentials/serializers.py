@@ -2,11 +2,32 @@
 
 from rest_framework import serializers
 
+from apps.core.serializers import StrictInputSerializer
 from apps.core.validators import reject_nul_characters
 from apps.credentials.models import IntegrationCredential
 
+# The output shape; the create body accepts and ignores those of its fields it does not take.
+CREDENTIAL_FIELDS = [
+    "id",
+    "integration",
+    "integration_short_name",
+    "owner_email",
+    "organization",
+    "status",
+    "status_reason",
+    "secret_fields",
+    "config",
+    "expires_at",
+    "created_date",
+    "modified_date",
+    "created_by_email",
+    "modified_by_email",
+]
 
-class CredentialInputSerializer(serializers.Serializer):
+
+class CredentialInputSerializer(StrictInputSerializer):
+    ignored_fields = CREDENTIAL_FIELDS
+
     integration = serializers.UUIDField(required=False, allow_null=True, default=None)
     integration_short_name = serializers.CharField(required=False, allow_null=True, default=None, max_length=50)
     api_key = serializers.CharField(
@@ -36,22 +57,7 @@ class CredentialSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = IntegrationCredential
-        fields = [
-            "id",
-            "integration",
-            "integration_short_name",
-            "owner_email",
-            "organization",
-            "status",
-            "status_reason",
-            "secret_fields",
-            "config",
-            "expires_at",
-            "created_date",
-            "modified_date",
-            "created_by_email",
-            "modified_by_email",
-        ]
+        fields = CREDENTIAL_FIELDS
 
 
 class AuthorizeUrlQuerySerializer(serializers.Serializer):
@@ -63,7 +69,7 @@ class AuthorizeUrlSerializer(serializers.Serializer):
     authorize_url = serializers.URLField(help_text="Send the user here; the provider comes back with a code.")
 
 
-class OAuth2CodeSerializer(serializers.Serializer):
+class OAuth2CodeSerializer(StrictInputSerializer):
     integration_short_name = serializers.CharField(min_length=1, max_length=50)
     code = serializers.CharField(min_length=1, max_length=4096)
     state = serializers.CharField(min_length=1, max_length=4096)

@@ -15,10 +15,12 @@ REQUEST_REFERENCE = re.compile(r"^request\.(instructions|metadata(\.[\w-]+)*)$")
 
 @dataclass(frozen=True)
 class Reference:
-    """One ``{{ ... }}`` part: its text, and the step it reads from (None for request references)."""
+    """One ``{{ ... }}`` part: its text, the step it reads from (None for request references) and, for a step, the
+    path into its result (``("ticket_id",)`` for ``steps.0.result.ticket_id``; empty for the whole result)."""
 
     text: str
     step: int | None
+    result_path: tuple[str, ...] = ()
 
 
 def is_template(value: object) -> bool:
@@ -31,7 +33,8 @@ def template_references(value: str) -> list[Reference]:
     for text in TEMPLATE_PART.findall(value):
         step_match = STEP_REFERENCE.match(text)
         if step_match:
-            references.append(Reference(text=text, step=int(step_match.group(1))))
+            path = tuple(text.split(".")[3:])
+            references.append(Reference(text=text, step=int(step_match.group(1)), result_path=path))
         elif REQUEST_REFERENCE.match(text):
             references.append(Reference(text=text, step=None))
         else:

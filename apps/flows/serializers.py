@@ -5,6 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.core.serializers import StrictInputSerializer
 from apps.core.validators import reject_nul_characters
 from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
 from apps.flows.services import DependencyDraft, TaskOperationDraft
@@ -14,6 +15,40 @@ MAX_TASK_OPERATIONS = 1000
 MAX_DEPENDENCIES = 10_000
 
 AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
+# The output shapes (what reading answers); an input accepts and ignores those of them it does not take.
+FLOW_REQUEST_FIELDS = [
+    "request_metadata",
+    "request_instructions",
+    "request_name",
+    "flow",
+    "organization",
+    "id",
+    *AUDIT_FIELDS,
+]
+TASK_OPERATION_FIELDS = [
+    "name",
+    "task_definition",
+    "instruction",
+    "x",
+    "y",
+    "index",
+    "sorted_index",
+    "parameters",
+    "id",
+    "flow",
+    *AUDIT_FIELDS,
+]
+DEPENDENCY_FIELDS = ["instruction", "source_task_operation", "target_task_operation", "id", "flow", *AUDIT_FIELDS]
+FLOW_FIELDS = [
+    "name",
+    "task_operations",
+    "dependencies",
+    "id",
+    "organization",
+    "planner",
+    "planning_notes",
+    *AUDIT_FIELDS,
+]
 
 
 @extend_schema_field(
@@ -37,7 +72,9 @@ class RequestMetadataField(serializers.JSONField):
 # --- Flow requests -----------------------------------------------------------------------------------------------
 
 
-class FlowRequestInputSerializer(serializers.Serializer):
+class FlowRequestInputSerializer(StrictInputSerializer):
+    ignored_fields = FLOW_REQUEST_FIELDS
+
     request_instructions = serializers.CharField(max_length=20_000)
     request_metadata = RequestMetadataField(required=False, allow_null=True, default=None)
     request_name = serializers.CharField(max_length=255, required=False, allow_blank=True, allow_null=True, default="")
@@ -57,21 +94,15 @@ class FlowRequestSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = FlowRequest
-        fields = [
-            "request_metadata",
-            "request_instructions",
-            "request_name",
-            "flow",
-            "organization",
-            "id",
-            *AUDIT_FIELDS,
-        ]
+        fields = FLOW_REQUEST_FIELDS
 
 
 # --- Flows -------------------------------------------------------------------------------------------------------
 
 
-class TaskOperationInputSerializer(serializers.Serializer):
+class TaskOperationInputSerializer(StrictInputSerializer):
+    ignored_fields = TASK_OPERATION_FIELDS
+
     name = serializers.CharField(max_length=255)
     task_definition = serializers.UUIDField()
     instruction = serializers.CharField(allow_blank=True, required=False, default="", max_length=20_000)
@@ -88,13 +119,17 @@ class TaskOperationInputSerializer(serializers.Serializer):
     )
 
 
-class DependencyInputSerializer(serializers.Serializer):
+class DependencyInputSerializer(StrictInputSerializer):
+    ignored_fields = DEPENDENCY_FIELDS
+
     source_task_operation = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
     target_task_operation = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
     instruction = serializers.CharField(allow_blank=True, required=False, default="", max_length=20_000)
 
 
-class FlowInputSerializer(serializers.Serializer):
+class FlowInputSerializer(StrictInputSerializer):
+    ignored_fields = FLOW_FIELDS
+
     name = serializers.CharField(max_length=255)
     task_operations = serializers.ListField(
         child=TaskOperationInputSerializer(), min_length=1, max_length=MAX_TASK_OPERATIONS
@@ -121,25 +156,13 @@ class FlowUpdateInputSerializer(FlowInputSerializer):
 class TaskOperationSerializer(serializers.ModelSerializer):
     class Meta:
         model = TaskOperation
-        fields = [
-            "name",
-            "task_definition",
-            "instruction",
-            "x",
-            "y",
-            "index",
-            "sorted_index",
-            "parameters",
-            "id",
-            "flow",
-            *AUDIT_FIELDS,
-        ]
+        fields = TASK_OPERATION_FIELDS
 
 
 class DependencySerializer(serializers.ModelSerializer):
     class Meta:
         model = Dependency
-        fields = ["instruction", "source_task_operation", "target_task_operation", "id", "flow", *AUDIT_FIELDS]
+        fields = DEPENDENCY_FIELDS
 
 
 class FlowSerializer(serializers.ModelSerializer):
@@ -149,16 +172,7 @@ class FlowSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Flow
-        fields = [
-            "name",
-            "task_operations",
-            "dependencies",
-            "id",
-            "organization",
-            "planner",
-            "planning_notes",
-            *AUDIT_FIELDS,
-        ]
+        fields = FLOW_FIELDS
 
 
 class FlowRequestIdQuerySerializer(serializers.Serializer):

@@ -1,6 +1,6 @@
 """Flow and flow-request rules: validated DAGs saved in one transaction, scoped to organizations."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -41,15 +41,33 @@ class DependencyDraft:
     instruction: str = ""
 
 
+def _unknown_output(reference: bindings.Reference, upstream: TaskDefinition | None) -> str | None:
+    """Why a step reference reads an output its step's definition does not declare, or None when it may.
+
+    Only the first field after ``result`` is checked (what lies inside an output is the service's own shape), and a
+    definition that declares no outputs may return anything.
+    """
+    if upstream is None or not upstream.output_parameters or not reference.result_path:
+        return None
+    declared = [output["name"] for output in upstream.output_parameters]
+    field = reference.result_path[0]
+    if field in declared:
+        return None
+    return (
+        f"'{{{{ {reference.text} }}}}' reads '{field}' of step {reference.step}, but '{upstream.task_name}' outputs "
+        f"only {', '.join(declared)}."
+    )
+
+
 def _binding_problems(
     position: int,
     draft: TaskOperationDraft,
     definition: TaskDefinition,
-    step_count: int,
+    definitions_by_index: Mapping[int, TaskDefinition | None],
     edges: Sequence[tuple[int, int]],
 ) -> list[ErrorItem]:
     """Bindings must name the definition's parameters; literals must fit the type; templates must read from steps that
-    run before this one."""
+    run before this one, and only outputs those steps' definitions declare."""
     problems = []
     declared = {parameter["name"]: parameter for parameter in definition.parameters}
     upstream: set[int] | None = None
@@ -75,7 +93,7 @@ def _binding_problems(
             if reference.step is None:
                 continue
             if upstream is None:
-                upstream = ancestors(step_count, edges, draft.index)
+                upstream = ancestors(len(definitions_by_index), edges, draft.index)
             if reference.step not in upstream:
                 problems.append(
                     ErrorItem(
@@ -85,6 +103,10 @@ def _binding_problems(
                         "binding.not_upstream",
                     )
                 )
+                continue
+            unknown_output = _unknown_output(reference, definitions_by_index[reference.step])
+            if unknown_output:
+                problems.append(ErrorItem(loc, unknown_output, "binding.unknown_output"))
     return problems
 
 
@@ -112,6 +134,7 @@ def flow_validate(
         definition.id: definition
         for definition in TaskDefinition.objects.filter(id__in=definition_ids, deleted_at__isnull=True)
     }
+    definitions_by_index = {draft.index: definitions.get(draft.task_definition) for draft in task_operations}
     problems: list[ErrorItem] = []
     for position, draft in enumerate(task_operations):
         definition = definitions.get(draft.task_definition)
@@ -124,7 +147,7 @@ def flow_validate(
                 )
             )
         else:
-            problems.extend(_binding_problems(position, draft, definition, len(task_operations), edges))
+            problems.extend(_binding_problems(position, draft, definition, definitions_by_index, edges))
     if problems:
         raise InputValidationError(problems)
     return definitions, order

@@ -121,6 +121,7 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
     @idempotent(in_transaction=False)
     @action(detail=False, methods=["get", "post"], url_path="generate")
     def generate(self, request: Request) -> Response:
+        self.refuse_body_fields()
         flow_request_id = parse_query(FlowRequestIdQuerySerializer, request)["flow_request_id"]
         flow_request = flow_request_list_for_user(user=self.user).filter(id=flow_request_id).first()
         if flow_request is None:
@@ -137,6 +138,7 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
     @idempotent()
     @action(detail=False, methods=["post"], url_path="execute")
     def execute(self, request: Request) -> Response:
+        self.refuse_body_fields()
         query = parse_query(ExecuteQuerySerializer, request)
         flow, flow_request = flow_and_request_for_user(
             user=self.user, flow_id=query["flow_id"], flow_request_id=query["flow_request_id"]

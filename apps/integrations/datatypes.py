@@ -131,3 +131,49 @@ def coerce(value: Any, data_type: str) -> Any:
     except ValueError:
         return value
     return coercer(value)
+
+
+# The JSON types each data_type takes as it is, for values a person wrote as JSON, and how to say so.
+_EXACT_TYPES: dict[DataType, tuple[tuple[type, ...], str]] = {
+    DataType.STRING: ((str,), "text"),
+    DataType.TEXT: ((str,), "text"),
+    DataType.INT: ((int, float), "an integer"),
+    DataType.FLOAT: ((int, float), "a number"),
+    DataType.BOOL: ((bool,), "a boolean"),
+    DataType.EMAIL: ((str,), "an email address"),
+    DataType.URL: ((str,), "an http(s) URL"),
+    DataType.LIST: ((list,), "a list"),
+    DataType.DICT: ((dict,), "an object"),
+    DataType.DATETIME: ((str,), "an ISO 8601 date-time"),
+}
+_JSON_TYPE_NAMES = {
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "text",
+    list: "a list",
+    dict: "an object",
+}
+
+
+def coerce_exact(value: Any, data_type: str) -> Any:
+    """The value checked against ``data_type`` without converting between JSON types: ``5`` is an int and not a
+    string, ``"5"`` a string and not an int, ``true`` a bool and not an int; raises ValueError saying what was
+    expected and what was given. Within its JSON type a value is still checked and normalised as ``coerce`` does it
+    (an email's spaces, ``5.0`` for an int, ``5.5`` refused). ``json`` and unknown types take anything.
+
+    For an approver's overrides: what they typed is what runs, so a value of another type is a mistake to report,
+    not to convert.
+    """
+    try:
+        kind = DataType(data_type)
+    except ValueError:
+        return value
+    if kind == DataType.JSON:
+        return value
+    accepted, expected = _EXACT_TYPES[kind]
+    # bool is an int in Python, not in JSON.
+    if not isinstance(value, accepted) or (isinstance(value, bool) and bool not in accepted):
+        given = "null" if value is None else _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+        raise ValueError(f"expected {expected}, not {given}")
+    return coerce(value, data_type)

@@ -22,8 +22,8 @@ from django.db.models.functions import Cast
 
 from apps.core.renderers import ORJSONRenderer, RenderedJSON
 from apps.runs.models import FlowRun, TaskRun
-from apps.runs.selectors import task_runs_prefetch
-from apps.runs.serializers import FlowRunSerializer
+from apps.runs.selectors import flow_runs_with_task_run_totals, listed_task_runs_prefetch
+from apps.runs.serializers import ListedFlowRunSerializer
 
 _rendered: LRUCache[tuple[UUID, str], bytes] = LRUCache(maxsize=settings.NEENA_RENDER_CACHE_BYTES, getsizeof=len)
 # cachetools' caches are not thread-safe, and the development server serves requests in threads.
@@ -49,20 +49,23 @@ def _key(flow_run: ListedRun) -> tuple[UUID, str]:
 
 
 def flow_runs_rendered(flow_runs: Sequence[ListedRun]) -> list[Any]:
-    """The runs as ``FlowRunSerializer`` renders them, in order: a ``RenderedJSON`` for each finished run (from the
-    cache, or rendered now and cached), the serializer's data for the others (a run cancelled with a step still
+    """The runs as ``ListedFlowRunSerializer`` renders them, in order: a ``RenderedJSON`` for each finished run (from
+    the cache, or rendered now and cached), the serializer's data for the others (a run cancelled with a step still
     running is not finished).
 
     ``flow_runs`` are the rows of ``flow_runs_listed`` (cheaper to read than models): the runs to render are read
-    whole, with their task runs, in two more queries.
+    whole, with their task-run totals and their first task runs, in two more queries. Only the embedded task runs
+    decide whether a run is finished: a step past NEENA_LIST_TASK_RUNS_LIMIT is not shown, so its changes cannot
+    change the rendering (and the total never changes once the run exists).
     """
     keys = {flow_run.id: _key(flow_run) for flow_run in flow_runs if flow_run.status in FlowRun.TERMINAL}
     with _lock:
         cached = {key: _rendered[key] for key in keys.values() if key in _rendered}
     fresh_ids = [flow_run.id for flow_run in flow_runs if keys.get(flow_run.id) not in cached]
-    fresh = list(FlowRun.objects.filter(id__in=fresh_ids)) if fresh_ids else []
-    prefetch_related_objects(fresh, task_runs_prefetch())
-    data = dict(zip((flow_run.id for flow_run in fresh), FlowRunSerializer(fresh, many=True).data, strict=True))
+    fresh = list(flow_runs_with_task_run_totals(FlowRun.objects.filter(id__in=fresh_ids))) if fresh_ids else []
+    prefetch_related_objects(fresh, listed_task_runs_prefetch())
+    rendered = ListedFlowRunSerializer(fresh, many=True).data
+    data = dict(zip((flow_run.id for flow_run in fresh), rendered, strict=True))
     renderer = ORJSONRenderer()
     finished = {
         keys[run_id]: renderer.render(data[run_id])

@@ -2,7 +2,22 @@
 
 from datetime import datetime
 
-from django.db.models import Count, Min, Prefetch, QuerySet
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    F,
+    IntegerField,
+    JSONField,
+    Min,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    TextField,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Length
 
 from apps.accounts.models import User
 from apps.accounts.selectors import organization_ids_for_user
@@ -21,30 +36,97 @@ TASK_RUN_ENGINE_COLUMNS = (
     "enqueued_at",
     "approved_at",
 )
-# Where flow_run_list_with_task_runs_for_user() puts each run's task runs: a plain list, in step order.
+# Where the selectors below put each run's task runs: a plain list, in step order.
 TASK_RUNS_ATTRIBUTE = "task_runs_in_order"
+# The task-run fields that can be large (a prompt grows with every earlier step's result, a result may be 256 KiB):
+# in lists, each is embedded only up to NEENA_LIST_TASK_RUN_FIELD_CHARS characters of JSON.
+LARGE_TASK_RUN_FIELDS = ("task_prep_prompt", "task_prep_answer", "result")
+
+
+def listed_attribute(field_name: str) -> str:
+    """Where a listed task run holds ``field_name``'s value: null when it was too large to embed."""
+    return f"listed_{field_name}"
+
+
+def size_attribute(field_name: str) -> str:
+    """Where a listed task run holds the size of ``field_name``'s JSON, in characters as the database writes it."""
+    return f"{field_name}_chars"
 
 
 def flow_run_list_for_user(*, user: User) -> QuerySet[FlowRun]:
     return FlowRun.objects.filter(organization_id__in=organization_ids_for_user(user=user)).order_by(*NEWEST_FIRST)
 
 
-def flow_run_list_with_task_runs_for_user(*, user: User) -> QuerySet[FlowRun]:
-    """Runs with their task runs, as the API shows them, in one more query whatever the number of runs.
+def flow_runs_with_task_run_totals(flow_runs: QuerySet[FlowRun]) -> QuerySet[FlowRun]:
+    """The runs, each annotated with how many task runs it has (a subquery counted on the task runs' unique
+    (run, step) index, in the runs' own query)."""
+    count = (
+        TaskRun.objects.filter(flow_run_id=OuterRef("pk"))
+        .order_by()
+        .values("flow_run_id")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
+    return flow_runs.annotate(task_runs_total=Coalesce(Subquery(count, output_field=IntegerField()), 0))
+
+
+def flow_run_list_with_task_runs_for_user(
+    *, user: User, task_runs_skip: int = 0, task_runs_limit: int | None = None
+) -> QuerySet[FlowRun]:
+    """Runs as the API shows one run: with its task runs from step ``task_runs_skip`` on, at most
+    ``task_runs_limit`` of them (default NEENA_DETAIL_TASK_RUNS_LIMIT), and their total; one more query whatever the
+    number of runs.
 
     The task runs come as a list in ``TASK_RUNS_ATTRIBUTE`` (a ``to_attr`` prefetch: Django then builds no queryset
     per run), without the engine's own columns (reading one would cost a query per task run).
     """
-    return flow_run_list_for_user(user=user).prefetch_related(task_runs_prefetch())
-
-
-def task_runs_prefetch() -> Prefetch:
-    """How runs get their task runs for the API (see ``flow_run_list_with_task_runs_for_user``)."""
-    return Prefetch(
-        "task_runs",
-        queryset=TaskRun.objects.defer(*TASK_RUN_ENGINE_COLUMNS).order_by("task_operation_index"),
-        to_attr=TASK_RUNS_ATTRIBUTE,
+    limit = settings.NEENA_DETAIL_TASK_RUNS_LIMIT if task_runs_limit is None else task_runs_limit
+    return flow_runs_with_task_run_totals(flow_run_list_for_user(user=user)).prefetch_related(
+        task_runs_prefetch(skip=task_runs_skip, limit=limit)
     )
+
+
+def _task_runs_in_steps(skip: int, limit: int) -> QuerySet[TaskRun]:
+    """Each run's task runs from the ``skip``-th step, at most ``limit`` of them, read by step index.
+
+    A run has one task run per step of the flow it executes, and a flow's steps have indices 0..n-1 without gaps
+    (the DAG validation), so the k-th task run in step order is step k: a range of the task runs' unique (run, step)
+    index reads exactly the rows shown, however many steps the run has.
+    """
+    return (
+        TaskRun.objects.defer(*TASK_RUN_ENGINE_COLUMNS)
+        .filter(task_operation_index__gte=skip, task_operation_index__lt=skip + limit)
+        .order_by("task_operation_index")
+    )
+
+
+def task_runs_prefetch(*, skip: int = 0, limit: int) -> Prefetch:
+    """How runs get their task runs for the API (see ``flow_run_list_with_task_runs_for_user``)."""
+    return Prefetch("task_runs", queryset=_task_runs_in_steps(skip, limit), to_attr=TASK_RUNS_ATTRIBUTE)
+
+
+def listed_task_runs_prefetch() -> Prefetch:
+    """How runs get their task runs in lists: the first NEENA_LIST_TASK_RUNS_LIMIT steps, and of each the large
+    fields only when their JSON is at most NEENA_LIST_TASK_RUN_FIELD_CHARS characters.
+
+    The database measures each large field and sends it only when it fits (else null, with its size, so the
+    serializer can say it was left out): a page of runs never reads a large value into memory.
+    """
+    cap = settings.NEENA_LIST_TASK_RUN_FIELD_CHARS
+    sizes = {size_attribute(name): Length(Cast(name, TextField())) for name in LARGE_TASK_RUN_FIELDS}
+    values = {
+        listed_attribute(name): Case(
+            When(**{f"{size_attribute(name)}__lte": cap}, then=F(name)), default=None, output_field=JSONField()
+        )
+        for name in LARGE_TASK_RUN_FIELDS
+    }
+    queryset = (
+        _task_runs_in_steps(0, settings.NEENA_LIST_TASK_RUNS_LIMIT)
+        .defer(*LARGE_TASK_RUN_FIELDS)
+        .annotate(**sizes)
+        .annotate(**values)
+    )
+    return Prefetch("task_runs", queryset=queryset, to_attr=TASK_RUNS_ATTRIBUTE)
 
 
 def flow_result_list_for_user(*, user: User) -> QuerySet[FlowResult]:

@@ -1,11 +1,20 @@
 """Run, task-run and flow-result shapes of the documented API."""
 
+from typing import Any
+
+from django.conf import settings
 from rest_framework import serializers
 
-from apps.core.serializers import AttributeModelSerializer
+from apps.core.pagination import MAX_SKIP
+from apps.core.serializers import AttributeModelSerializer, StrictInputSerializer
 from apps.core.validators import reject_nul_characters
 from apps.runs.models import FlowResult, FlowRun, TaskRun
-from apps.runs.selectors import TASK_RUNS_ATTRIBUTE
+from apps.runs.selectors import (
+    LARGE_TASK_RUN_FIELDS,
+    TASK_RUNS_ATTRIBUTE,
+    listed_attribute,
+    size_attribute,
+)
 
 AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
 
@@ -25,7 +34,30 @@ class TaskRunSerializer(AttributeModelSerializer):
             "result",
             "error",
             "attempt",
+            "omitted_fields",
         ]
+
+    omitted_fields = serializers.SerializerMethodField(
+        help_text="The fields left out (null) because they are too large for a list; reading the run shows them."
+    )
+
+    def get_omitted_fields(self, task_run: Any) -> list[str]:
+        return []
+
+
+class ListedTaskRunSerializer(TaskRunSerializer):
+    """A task run in a list of runs: its large fields as ``listed_task_runs_prefetch`` bounded them."""
+
+    task_prep_prompt = serializers.JSONField(source=listed_attribute("task_prep_prompt"))
+    task_prep_answer = serializers.JSONField(source=listed_attribute("task_prep_answer"))
+    result = serializers.JSONField(source=listed_attribute("result"), allow_null=True)
+
+    class Meta(TaskRunSerializer.Meta):
+        pass
+
+    def get_omitted_fields(self, task_run: Any) -> list[str]:
+        cap = settings.NEENA_LIST_TASK_RUN_FIELD_CHARS
+        return [name for name in LARGE_TASK_RUN_FIELDS if (getattr(task_run, size_attribute(name)) or 0) > cap]
 
 
 class FlowRunPreviewSerializer(AttributeModelSerializer):
@@ -53,12 +85,28 @@ class FlowRunPreviewSerializer(AttributeModelSerializer):
 
 
 class FlowRunSerializer(FlowRunPreviewSerializer):
-    # The task runs loaded by flow_run_list_with_task_runs_for_user(). No docstring here: drf-spectacular would make
-    # it the description of the FlowRun schema.
+    # The task runs and their total loaded by flow_run_list_with_task_runs_for_user(). No docstring here:
+    # drf-spectacular would make it the description of the FlowRun schema.
     task_runs = TaskRunSerializer(many=True, source=TASK_RUNS_ATTRIBUTE)
+    task_runs_total = serializers.IntegerField(help_text="How many task runs (steps) the run has.")
+    task_runs_truncated = serializers.SerializerMethodField(
+        help_text="True when task_runs holds only some of them (see task_runs_total)."
+    )
 
     class Meta(FlowRunPreviewSerializer.Meta):
-        fields = [*FlowRunPreviewSerializer.Meta.fields, "task_runs"]
+        fields = [*FlowRunPreviewSerializer.Meta.fields, "task_runs", "task_runs_total", "task_runs_truncated"]
+
+    def get_task_runs_truncated(self, flow_run: Any) -> bool:
+        return len(getattr(flow_run, TASK_RUNS_ATTRIBUTE)) < flow_run.task_runs_total
+
+
+class ListedFlowRunSerializer(FlowRunSerializer):
+    # A run in flow_runs/all and all_for_flow_id: at most NEENA_LIST_TASK_RUNS_LIMIT task runs, their large fields
+    # bounded (listed_task_runs_prefetch()). No docstring: it would become the schema's description.
+    task_runs = ListedTaskRunSerializer(many=True, source=TASK_RUNS_ATTRIBUTE)
+
+    class Meta(FlowRunSerializer.Meta):
+        pass
 
 
 class FlowResultSerializer(AttributeModelSerializer):
@@ -95,6 +143,25 @@ class FlowResultQuerySerializer(serializers.Serializer):
     integration_short_name = serializers.CharField(min_length=1, max_length=50)
 
 
+class TaskRunsPageQuerySerializer(serializers.Serializer):
+    task_runs_skip = serializers.IntegerField(
+        min_value=0, max_value=MAX_SKIP, default=0, help_text="Leave out the task runs of the first this many steps."
+    )
+    task_runs_limit = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="At most this many task runs; default and maximum NEENA_DETAIL_TASK_RUNS_LIMIT (1000).",
+    )
+
+    def validate_task_runs_limit(self, value: int) -> int:
+        maximum = settings.NEENA_DETAIL_TASK_RUNS_LIMIT
+        if value > maximum:
+            raise serializers.ValidationError(
+                f"Ensure this value is less than or equal to {maximum}.", code="max_value"
+            )
+        return value
+
+
 class FlowRunIdQuerySerializer(serializers.Serializer):
     flow_run_id = serializers.UUIDField()
 
@@ -104,19 +171,50 @@ class ExecuteQuerySerializer(serializers.Serializer):
     flow_request_id = serializers.UUIDField()
 
 
-class FlowRunCreateSerializer(serializers.Serializer):
-    """The documented create body. Status fields a client sends are accepted and ignored: the engine owns them."""
+class FlowRunCreateSerializer(StrictInputSerializer):
+    """The documented create body. The engine owns a run's status: a client's pending (or null) is ignored, but a
+    status saying the run has ended, or an approval already decided, is refused rather than silently dropped."""
+
+    ignored_fields = FlowRunWithResultSerializer.Meta.fields
 
     flow = serializers.UUIDField()
     flow_request = serializers.UUIDField()
-    status = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
-    approval_status = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
+    status = serializers.ChoiceField(
+        choices=FlowRun.Status.choices,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Ignored: a run starts pending. A terminal status (completed, failed, cancelled) is a 422.",
+    )
+    approval_status = serializers.ChoiceField(
+        choices=FlowRun.ApprovalStatus.choices,
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text="Ignored. A decided one (approved, rejected) is a 422.",
+    )
     triggered_time = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
     end_time = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
     triggered_by = serializers.CharField(required=False, allow_null=True, allow_blank=True, help_text="Ignored.")
 
+    def validate_status(self, value: str | None) -> str | None:
+        if value in FlowRun.TERMINAL:
+            raise serializers.ValidationError(
+                f"A flow run starts pending; only the engine ends it, so '{value}' cannot be given.",
+                code="status_not_allowed",
+            )
+        return value
 
-class ApproveInputSerializer(serializers.Serializer):
+    def validate_approval_status(self, value: str | None) -> str | None:
+        if value in (FlowRun.ApprovalStatus.APPROVED, FlowRun.ApprovalStatus.REJECTED):
+            raise serializers.ValidationError(
+                f"A new flow run has no decision; approve or reject it once it waits, not '{value}' at creation.",
+                code="status_not_allowed",
+            )
+        return value
+
+
+class ApproveInputSerializer(StrictInputSerializer):
     parameters = serializers.DictField(
         child=serializers.JSONField(allow_null=True),
         required=False,
@@ -127,7 +225,7 @@ class ApproveInputSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
 
 
-class DecisionInputSerializer(serializers.Serializer):
+class DecisionInputSerializer(StrictInputSerializer):
     comment = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=5000, help_text="The reason, kept with the run."
     )

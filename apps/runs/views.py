@@ -32,6 +32,8 @@ from apps.runs.serializers import (
     FlowRunPreviewSerializer,
     FlowRunSerializer,
     FlowRunWithResultSerializer,
+    ListedFlowRunSerializer,
+    TaskRunsPageQuerySerializer,
 )
 from apps.runs.services.approval import run_approve, run_reject
 from apps.runs.services.control import run_cancel, run_rerun, run_retry
@@ -39,8 +41,19 @@ from apps.runs.services.execution import flow_execute
 
 
 @extend_schema_view(
-    list=extend_schema(summary="Read all flow runs"),
-    retrieve=extend_schema(summary="Read a flow run", parameters=[IdQuerySerializer]),
+    list=extend_schema(
+        summary="Read all flow runs",
+        description="Each run embeds its first NEENA_LIST_TASK_RUNS_LIMIT task runs (100 by default), with "
+        "task_runs_total and task_runs_truncated; a task run's task_prep_prompt, task_prep_answer or result longer "
+        "than NEENA_LIST_TASK_RUN_FIELD_CHARS is null and named in its omitted_fields. Read the run for the rest.",
+        responses=ListedFlowRunSerializer(many=True),
+    ),
+    retrieve=extend_schema(
+        summary="Read a flow run",
+        description="The run with its task runs, whole: up to NEENA_DETAIL_TASK_RUNS_LIMIT of them (1000 by default, "
+        "every step of any flow), paged with task_runs_skip and task_runs_limit.",
+        parameters=[IdQuerySerializer, TaskRunsPageQuerySerializer],
+    ),
 )
 class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringViewSet):
     serializer_class = FlowRunSerializer
@@ -55,7 +68,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @extend_schema(
         summary="Create a flow run",
         description="The same as POST /flows/execute: creates the run and queues it. Status fields in the body are "
-        "ignored.",
+        "ignored, except that a terminal status or a decided approval_status is a 422 (status_not_allowed).",
         request=FlowRunCreateSerializer,
         responses=FlowRunSerializer,
     )
@@ -83,7 +96,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @action(detail=False, methods=["put"], url_path="approve")
     def approve(self, request: Request) -> Response:
         flow_run = self._run_from_query()
-        serializer = ApproveInputSerializer(data=request.data or {})
+        serializer = ApproveInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._render(run_approve(flow_run=flow_run, user=self.user, **serializer.validated_data))
 
@@ -98,7 +111,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @action(detail=False, methods=["put"], url_path="reject")
     def reject(self, request: Request) -> Response:
         flow_run = self._run_from_query()
-        serializer = DecisionInputSerializer(data=request.data or {})
+        serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._render(run_reject(flow_run=flow_run, user=self.user, **serializer.validated_data))
 
@@ -113,7 +126,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @action(detail=False, methods=["post"], url_path="cancel")
     def cancel(self, request: Request) -> Response:
         flow_run = self._run_from_query()
-        serializer = DecisionInputSerializer(data=request.data or {})
+        serializer = DecisionInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._render(run_cancel(flow_run=flow_run, user=self.user, reason=serializer.validated_data["comment"]))
 
@@ -127,6 +140,7 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @idempotent()
     @action(detail=False, methods=["post"], url_path="retry")
     def retry(self, request: Request) -> Response:
+        self.refuse_body_fields()
         return self._render(run_retry(flow_run=self._run_from_query(), user=self.user))
 
     @extend_schema(
@@ -139,11 +153,16 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @idempotent()
     @action(detail=False, methods=["post"], url_path="rerun")
     def rerun(self, request: Request) -> Response:
+        self.refuse_body_fields()
         return self._render(run_rerun(flow_run=self._run_from_query(), user=self.user))
 
     def get_queryset(self) -> QuerySet[FlowRun]:
         if self.action == "preview":
             return flow_run_list_for_user(user=self.user)
+        if self.action in ("retrieve", "with_flow_result"):
+            return flow_run_list_with_task_runs_for_user(
+                user=self.user, **parse_query(TaskRunsPageQuerySerializer, self.request)
+            )
         return flow_run_list_with_task_runs_for_user(user=self.user)
 
     def list(self, request: Request) -> Response:
@@ -152,8 +171,10 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
 
     @extend_schema(
         summary="Read all flow runs for a flow",
+        description="The runs as flow_runs/all shows them: at most NEENA_LIST_TASK_RUNS_LIMIT task runs each, large "
+        "task-run fields left out.",
         parameters=[FlowIdQuerySerializer],
-        responses=FlowRunSerializer(many=True),
+        responses=ListedFlowRunSerializer(many=True),
     )
     @action(detail=False, methods=["get"], url_path="all_for_flow_id")
     def all_for_flow_id(self, request: Request) -> Response:
@@ -165,7 +186,8 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
 
     @extend_schema(
         summary="Read a flow run with its flow result",
-        parameters=[IdQuerySerializer],
+        description="As flow_runs/?id=, task runs paged the same way, plus the run's latest flow result.",
+        parameters=[IdQuerySerializer, TaskRunsPageQuerySerializer],
         responses=FlowRunWithResultSerializer,
     )
     @action(detail=False, methods=["get"], url_path="with_flow_result")

@@ -3,13 +3,29 @@
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.core.serializers import StrictInputSerializer
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from apps.webhooks.services.operations import trigger_operation_inbound_url
 
 AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
+# The output shape; the create and update bodies accept and ignore those of its fields they do not take.
+TRIGGER_OPERATION_FIELDS = [
+    "name",
+    "webhook_trigger_definition",
+    "template_body",
+    "status",
+    "id",
+    *AUDIT_FIELDS,
+    "organization",
+    "inbound_url",
+    "consecutive_failures",
+    "last_failure_reason",
+]
 
 
-class TriggerOperationInputSerializer(serializers.Serializer):
+class TriggerOperationInputSerializer(StrictInputSerializer):
+    ignored_fields = TRIGGER_OPERATION_FIELDS
+
     name = serializers.CharField(max_length=255)
     webhook_trigger_definition = serializers.UUIDField()
     template_body = serializers.CharField(
@@ -28,7 +44,9 @@ class TriggerOperationInputSerializer(serializers.Serializer):
     )
 
 
-class TriggerOperationUpdateInputSerializer(serializers.Serializer):
+class TriggerOperationUpdateInputSerializer(StrictInputSerializer):
+    ignored_fields = TRIGGER_OPERATION_FIELDS
+
     id = serializers.UUIDField()
     name = serializers.CharField(max_length=255)
     template_body = serializers.CharField(
@@ -55,18 +73,7 @@ class TriggerOperationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookTriggerOperation
-        fields = [
-            "name",
-            "webhook_trigger_definition",
-            "template_body",
-            "status",
-            "id",
-            *AUDIT_FIELDS,
-            "organization",
-            "inbound_url",
-            "consecutive_failures",
-            "last_failure_reason",
-        ]
+        fields = TRIGGER_OPERATION_FIELDS
 
     @extend_schema_field({"type": "string", "format": "uri"})
     def get_inbound_url(self, operation: WebhookTriggerOperation) -> str:

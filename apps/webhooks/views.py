@@ -104,6 +104,7 @@ class WebhookTriggerOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModel
     )
     @action(detail=False, methods=["post"], url_path="rotate_secret")
     def rotate_secret(self, request: Request) -> Response:
+        self.refuse_body_fields()
         operation = self.get_object()
         secret = operations.trigger_operation_rotate_secret(user=self.user, operation=operation)
         return Response(TriggerOperationWithSecretSerializer(operation, context={"signing_secret": secret}).data)

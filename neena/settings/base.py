@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from environ.fileaware_mapping import FileAwareMapping
 
 from apps.core.structured_logs import logging_config
@@ -143,6 +144,25 @@ NEENA_MAX_JSON_DEPTH = env.int("NEENA_MAX_JSON_DEPTH", default=64)
 
 # How much finished runs' JSON each process keeps for the runs lists (apps/runs/rendering.py), in bytes.
 NEENA_RENDER_CACHE_BYTES = env.int("NEENA_RENDER_CACHE_BYTES", default=64 * 1024 * 1024)
+
+
+def _at_least_one(name: str, default: int) -> int:
+    """An integer setting that bounds a response: zero or less would make every answer empty, so it stops start-up."""
+    value = env.int(name, default=default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be at least 1, not {value}.")
+    return value
+
+
+# Run lists (flow_runs/all, all_for_flow_id) embed at most this many task runs per run, the first steps; each run says
+# how many it has (task_runs_total) and whether some were left out (task_runs_truncated).
+NEENA_LIST_TASK_RUNS_LIMIT = _at_least_one("NEENA_LIST_TASK_RUNS_LIMIT", 100)
+# In those lists, a task run's task_prep_prompt, task_prep_answer or result whose JSON is longer than this many
+# characters is null, and named in the task run's omitted_fields; reading the run itself shows it.
+NEENA_LIST_TASK_RUN_FIELD_CHARS = _at_least_one("NEENA_LIST_TASK_RUN_FIELD_CHARS", 8192)
+# Answers showing one run embed at most this many task runs (the default and the maximum of task_runs_limit on
+# flow_runs/?id= and with_flow_result). Flows have at most 1000 steps, so by default every step is shown.
+NEENA_DETAIL_TASK_RUNS_LIMIT = _at_least_one("NEENA_DETAIL_TASK_RUNS_LIMIT", 1000)
 
 # --- Idempotency keys ------------------------------------------------------------------------------------------
 

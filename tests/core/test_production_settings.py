@@ -62,3 +62,13 @@ def test_an_empty_or_example_secret_stops_the_start_naming_it(name: str, value: 
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert name in result.stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    "name", ["NEENA_LIST_TASK_RUNS_LIMIT", "NEENA_LIST_TASK_RUN_FIELD_CHARS", "NEENA_DETAIL_TASK_RUNS_LIMIT"]
+)
+def test_a_response_bound_below_one_stops_the_start(name: str) -> None:
+    result = manage("check", environment=production_environment(**{name: "0"}))
+
+    assert result.returncode != 0
+    assert f"{name} must be at least 1, not 0." in result.stderr

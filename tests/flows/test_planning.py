@@ -168,6 +168,28 @@ def test_llm_planner_feeds_back_malformed_and_invalid_answers(api, owner, fake_o
     assert "unknown task_name 'Teleport'" in third[-1]["content"]
 
 
+def test_llm_planner_is_told_of_an_output_the_step_does_not_declare(api, owner, fake_openai):
+    wrong_output = {
+        **LLM_PLAN,
+        "task_operations": [
+            LLM_PLAN["task_operations"][0],
+            {
+                **LLM_PLAN["task_operations"][1],
+                "parameters": {"recipient": "ann@example.com", "message": "{{ steps.0.result.text }}"},
+            },
+        ],
+    }
+    fake_openai.answer(wrong_output)
+    fake_openai.answer(LLM_PLAN)
+
+    body = _generate(api, owner).json()
+
+    assert body["planner"] == "llm"
+    assert body["task_operations"][1]["parameters"]["message"] == "{{ steps.0.result.summary }}"
+    correction = fake_openai.requests[1].body["messages"][-1]["content"]
+    assert "task_operations[1].parameters.message: step 0 outputs only summary, not 'text'." in correction
+
+
 def test_llm_planner_falls_back_to_rules_after_two_corrections(api, owner, fake_openai):
     for _ in range(3):
         fake_openai.answer({"name": "x", "task_operations": [], "dependencies": []})

@@ -76,6 +76,48 @@ def test_bindings_are_checked_against_the_definition(owner):
     ]
 
 
+def test_a_template_reading_an_undeclared_output_is_named(owner):
+    steps = [
+        _step(0),  # Format Text outputs text
+        _step(1, "Summarize Text", parameters={"text": "{{ steps.0.result.txt }}"}),
+        _step(2, parameters={"template": "{{ steps.1.result.summary }} / {{ steps.0.result.text.0 }}"}),
+        _step(3, parameters={"template": "Both: {{ steps.0.result }} {{ steps.1.result.sumary }}"}),
+    ]
+
+    with pytest.raises(InputValidationError) as error:
+        flow_create(
+            user=owner,
+            name="F",
+            task_operations=steps,
+            dependencies=[DependencyDraft(0, 1), DependencyDraft(1, 2), DependencyDraft(2, 3)],
+        )
+
+    assert _locations(error) == [
+        (("body", "task_operations", 1, "parameters", "text"), "binding.unknown_output"),
+        (("body", "task_operations", 3, "parameters", "template"), "binding.unknown_output"),
+    ]
+    assert error.value.items[0].msg == (
+        "'{{ steps.0.result.txt }}' reads 'txt' of step 0, but 'Format Text' outputs only text."
+    )
+
+
+def test_a_definition_declaring_no_outputs_may_be_read_anywhere(owner):
+    from apps.integrations.models import TaskDefinition
+
+    TaskDefinition.objects.filter(id=task_definition("Extract Field").id).update(output_parameters=[])
+    flow = flow_create(
+        user=owner,
+        name="F",
+        task_operations=[
+            _step(0, "Extract Field", parameters={"data": {"a": 1}, "path": "a"}),
+            _step(1, parameters={"template": "{{ steps.0.result.anything.at.all }}"}),
+        ],
+        dependencies=[DependencyDraft(0, 1)],
+    )
+
+    assert flow.task_operations.count() == 2
+
+
 def test_templates_may_read_upstream_steps_and_the_request(owner):
     flow = flow_create(
         user=owner,

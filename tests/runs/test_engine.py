@@ -206,7 +206,7 @@ def test_flow_runs_create_is_execute(api, owner):
 
     response = api.post(
         "/api/v1/flow_runs/",
-        {"flow": str(flow.id), "flow_request": str(flow_request.id), "status": "completed", "triggered_by": "x"},
+        {"flow": str(flow.id), "flow_request": str(flow_request.id), "status": "pending", "triggered_by": "x"},
         format="json",
     )
 

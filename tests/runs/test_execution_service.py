@@ -175,8 +175,53 @@ def test_unknown_override_is_422_and_nothing_changes(api, owner, organization):
     )
 
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "parameters"]
+    assert response.json()["detail"] == [
+        {
+            "loc": ["body", "parameters", "subject"],
+            "msg": "No step waiting for approval has a parameter 'subject'.",
+            "type": "unknown",
+        }
+    ]
     assert FlowRun.objects.get(id=flow_run.id).approval_status == FlowRun.ApprovalStatus.PENDING
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"recipient": 5}, [(["body", "parameters", "recipient"], "invalid_override")]),
+        ({"message": 5}, [(["body", "parameters", "message"], "invalid_override")]),
+        (
+            {"message": ["x"], "recipient": "b@example.com", "colour": "red"},
+            [(["body", "parameters", "message"], "invalid_override"), (["body", "parameters", "colour"], "unknown")],
+        ),
+    ],
+)
+def test_an_override_of_the_wrong_type_is_422_naming_it(api, owner, organization, overrides, expected):
+    flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
+    task_run = _step_run(flow_run)
+    task_run_execute(task_run_id=task_run.id)
+    prepared = TaskRun.objects.get(id=task_run.id).task_prep_answer
+
+    response = api.put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}", {"parameters": overrides}, format="json")
+
+    assert response.status_code == 422
+    assert [(item["loc"], item["type"]) for item in response.json()["detail"]] == expected
+    assert FlowRun.objects.get(id=flow_run.id).approval_status == FlowRun.ApprovalStatus.PENDING
+    assert TaskRun.objects.get(id=task_run.id).task_prep_answer == prepared
+
+
+def test_an_override_of_the_right_type_is_applied(api, owner, organization):
+    flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
+    task_run_execute(task_run_id=_step_run(flow_run).id)
+
+    response = api.put(
+        f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}", {"parameters": {"message": "changed"}}, format="json"
+    )
+
+    assert response.status_code == 200
+    parameters = {p["name"]: p for p in _step_run(flow_run).task_prep_answer["parameters"]}
+    assert parameters["message"]["value"] == "changed"
+    assert parameters["message"]["source"] == "approver override"
 
 
 def test_execute_validates_and_hides_foreign_objects(api, owner, outsider_api):
@@ -238,7 +283,7 @@ def test_a_join_below_a_failed_branch_ends_the_run_when_the_other_branch_complet
         owner,
         [
             step(0, "Format Text", template="start"),
-            step(1, "Format Text", template="{{ steps.0.result.missing }}"),
+            step(1, "Format Text", template="{{ request.metadata.missing }}"),
             step(2, "Format Text", template="other branch"),
             step(3, "Format Text", template="join"),
         ],

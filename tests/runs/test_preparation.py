@@ -3,7 +3,13 @@
 import pytest
 
 from apps.flows.models import FlowRequest, TaskOperation
-from apps.runs.services.preparation import PreparationError, StepInputs, parameters_override, step_prepare
+from apps.runs.services.preparation import (
+    OverrideError,
+    PreparationError,
+    StepInputs,
+    parameters_override,
+    step_prepare,
+)
 from tests.factories import task_definition
 
 pytestmark = pytest.mark.django_db
@@ -113,17 +119,36 @@ def test_a_template_reading_nothing_is_named():
         step_prepare(_inputs("Set Flow Result", bindings={"body": "{{ request.metadata.nope }}"}))
 
 
-def test_overrides_are_coerced_and_audited():
+def test_overrides_are_type_checked_and_audited():
     definition = task_definition("Summarize Text")
     answer = {"parameters": [{"name": "text", "value": "a", "explanation": "", "source": "binding"}]}
 
-    new_answer, changes = parameters_override(answer, definition, {"max_sentences": "2"})
+    new_answer, changes = parameters_override(answer, definition, {"max_sentences": 2})
 
     assert [p["name"] for p in new_answer["parameters"]] == ["text", "max_sentences"]
     assert new_answer["parameters"][1]["value"] == 2
     assert changes == [{"name": "max_sentences", "old_value": None, "new_value": 2}]
-    with pytest.raises(ValueError, match="no parameter 'nope'"):
+    with pytest.raises(OverrideError, match="no parameter 'nope'"):
         parameters_override(answer, definition, {"nope": 1})
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("max_sentences", "2", r"Parameter 'max_sentences' \(int\): expected an integer, not text\."),
+        ("max_sentences", True, "expected an integer, not a boolean"),
+        ("max_sentences", 2.5, "expected an integer"),
+        ("text", 5, r"Parameter 'text' \(text\): expected text, not a number\."),
+        ("text", None, "expected text, not null"),
+        ("text", ["a"], "expected text, not a list"),
+    ],
+)
+def test_an_override_of_another_type_is_refused_not_converted(name, value, message):
+    answer = {"parameters": []}
+
+    with pytest.raises(OverrideError, match=message) as raised:
+        parameters_override(answer, task_definition("Summarize Text"), {name: value})
+    assert raised.value.name == name
 
 
 # --- the llm preparer ------------------------------------------------------------------------------------------

@@ -106,6 +106,26 @@ def _step_problems(position: int, step: dict[str, Any], entry: CatalogueEntry) -
     return problems
 
 
+def _output_problems(steps: list[PlannedStep]) -> list[str]:
+    """Templates reading an output their step's task does not declare, which saving the flow would refuse
+    (``binding.unknown_output``): said to the model, so that it can name a declared one."""
+    problems = []
+    for position, step in enumerate(steps):
+        for name, value in step.parameters.items():
+            if not bindings.is_template(value):
+                continue
+            for reference in bindings.template_references(value):
+                if reference.step is None or reference.step >= len(steps) or not reference.result_path:
+                    continue
+                outputs = [output["name"] for output in steps[reference.step].entry.outputs]
+                if outputs and reference.result_path[0] not in outputs:
+                    problems.append(
+                        f"task_operations[{position}].parameters.{name}: step {reference.step} outputs only "
+                        f"{', '.join(outputs)}, not '{reference.result_path[0]}'."
+                    )
+    return problems
+
+
 def _draft(answer: dict[str, Any], catalogue: Catalogue, metadata_keys: set[str]) -> tuple[PlanDraft | None, list[str]]:
     """The answer as a draft, or the list of problems to send back."""
     operations, dependencies = answer.get("task_operations"), answer.get("dependencies", [])
@@ -144,7 +164,7 @@ def _draft(answer: dict[str, Any], catalogue: Catalogue, metadata_keys: set[str]
     dag_problems, _ = validate_dag(list(range(len(steps))), edges)
     problems = [f"{'.'.join(map(str, problem.where))}: {problem.message}" for problem in dag_problems]
     if not problems:
-        problems = unprovided_parameters(steps, edges, metadata_keys)
+        problems = _output_problems(steps) or unprovided_parameters(steps, edges, metadata_keys)
     if problems:
         return None, problems
     notes = [str(note) for note in answer.get("notes", []) if isinstance(note, str)]

@@ -12,10 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Organization, User
-from apps.core.exceptions import ConflictError, ForbiddenError, InputValidationError
+from apps.core.exceptions import ConflictError, ErrorItem, ForbiddenError, InputValidationError
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
 from apps.runs.services.execution import ready_steps_send
-from apps.runs.services.preparation import parameters_override
+from apps.runs.services.preparation import OverrideError, parameters_override
 from apps.runs.services.readiness import flow_run_advance
 from apps.runs.services.transitions import ready_step
 
@@ -64,25 +64,31 @@ def run_approve(
         )
     )
     overrides = parameters or {}
-    changes_by_step = {}
+    changes_by_step: dict[UUID, list[dict[str, Any]]] = {}
     known: set[str] = set()
+    problems: dict[str, ErrorItem] = {}
     for task_run in parked:
         definition = task_run.task_operation.task_definition  # type: ignore[union-attr]
         known.update(definition.parameter_names)
-        applicable = {name: value for name, value in overrides.items() if name in definition.parameter_names}
-        try:
-            task_run.task_prep_answer, changes_by_step[task_run.id] = parameters_override(
-                task_run.task_prep_answer, definition, applicable
-            )
-        except ValueError as error:
-            raise InputValidationError.single(["body", "parameters"], str(error), "invalid_override") from None
-    unknown = set(overrides) - known
-    if unknown:
-        raise InputValidationError.single(
-            ["body", "parameters"],
-            f"No step waiting for approval has parameter(s) {', '.join(sorted(unknown))}.",
-            "unknown",
+        changes_by_step[task_run.id] = []
+        # One override at a time, so that every wrong one is reported, not only the first.
+        for name, value in overrides.items():
+            if name not in definition.parameter_names:
+                continue
+            try:
+                task_run.task_prep_answer, changes = parameters_override(
+                    task_run.task_prep_answer, definition, {name: value}
+                )
+            except OverrideError as error:
+                problems.setdefault(name, ErrorItem(["body", "parameters", name], str(error), "invalid_override"))
+                continue
+            changes_by_step[task_run.id].extend(changes)
+    for name in sorted(set(overrides) - known):
+        problems[name] = ErrorItem(
+            ["body", "parameters", name], f"No step waiting for approval has a parameter '{name}'.", "unknown"
         )
+    if problems:
+        raise InputValidationError(list(problems.values()))
 
     _claim_decision(flow_run, FlowRun.ApprovalStatus.APPROVED, decided_by, comment)
     now = timezone.now()

@@ -24,7 +24,7 @@ from django.conf import settings
 from apps.flows import bindings
 from apps.flows.models import FlowRequest, TaskOperation
 from apps.integrations.connectors.base import DataType
-from apps.integrations.datatypes import coerce
+from apps.integrations.datatypes import coerce, coerce_exact
 from apps.integrations.llm import ModelAnswerError, ModelUnavailableError, chat_json
 from apps.integrations.llm import configured as llm_configured
 from apps.integrations.models import TaskDefinition
@@ -272,23 +272,34 @@ def step_prepare(inputs: StepInputs) -> Preparation:
     return preparation
 
 
+class OverrideError(ValueError):
+    """An approver's override that cannot be applied: ``name`` is the parameter, the message says why."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
 def parameters_override(
     preparation_answer: dict[str, Any], definition: TaskDefinition, overrides: dict[str, Any]
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Applies an approver's overrides to a prepared answer; returns the new answer and the audit of changes.
 
-    Raises ValueError naming a parameter the definition does not have or a value of the wrong type.
+    An override must already be of its parameter's type (``coerce_exact``: ``"5"`` is not an int): the approver
+    typed JSON, and what they approve is what runs. Raises OverrideError naming a parameter the definition does not
+    have or a value of the wrong type.
     """
     declared = {parameter["name"]: parameter for parameter in definition.parameters}
     current = {parameter["name"]: parameter for parameter in preparation_answer.get("parameters", [])}
     changes = []
     for name, value in overrides.items():
         if name not in declared:
-            raise ValueError(f"'{definition.task_name}' has no parameter '{name}'.")
+            raise OverrideError(name, f"'{definition.task_name}' has no parameter '{name}'.")
+        data_type = declared[name]["data_type"]
         try:
-            coerced = coerce(value, declared[name]["data_type"])
+            coerced = coerce_exact(value, data_type)
         except ValueError as error:
-            raise ValueError(f"Parameter '{name}': {error}.") from None
+            raise OverrideError(name, f"Parameter '{name}' ({data_type}): {error}.") from None
         old = current.get(name, {}).get("value")
         current[name] = {
             "name": name,
