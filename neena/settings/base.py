@@ -169,9 +169,22 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # The docs pages load nothing from outside the server: Swagger UI and ReDoc from drf-spectacular-sidecar's static
+    # files, no validator badge (Swagger UI would send the schema's URL to validator.swagger.io), no web fonts
+    # (templates/drf_spectacular/redoc.html drops ReDoc's Google Fonts links; the system fonts stand in).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif",
+                "headings": {"fontFamily": "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"},
+                "code": {"fontFamily": "ui-monospace, Menlo, Consolas, monospace"},
+            }
+        }
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "FlowRunStatusEnum": "apps.runs.models.FlowRun.Status",
@@ -179,6 +192,7 @@ SPECTACULAR_SETTINGS = {
         "TriggerOperationStatusEnum": "apps.webhooks.models.WebhookTriggerOperation.Status",
         "CredentialStatusEnum": "apps.credentials.models.IntegrationCredential.Status",
     },
+    "PREPROCESSING_HOOKS": ["apps.core.schema.drop_second_spellings"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
 }
 
