@@ -8,8 +8,8 @@ from django.contrib import admin
 from django.contrib.auth.views import LoginView, LogoutView
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
-from oauth2_provider import urls as oauth2_urls
 
+from apps.accounts.urls import oauth2_urlpatterns
 from apps.accounts.urls import routes as account_routes
 from apps.core import views as core_views
 from apps.core.api_docs import RedocView, SwaggerUIView
@@ -43,7 +43,7 @@ urlpatterns = [
             path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
         ]
     ),
-    path("o/", include((with_both_spellings(oauth2_urls.urlpatterns), "oauth2_provider"), namespace="oauth2_provider")),
+    path("o/", include((with_both_spellings(oauth2_urlpatterns), "oauth2_provider"), namespace="oauth2_provider")),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     # Both spellings answer (Prometheus configurations differ), neither redirects.

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "oauth2_provider",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.integrations",
@@ -78,6 +79,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into the lockout answer (AXES_LOCKOUT_CALLABLE).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "neena.urls"
@@ -227,6 +230,24 @@ OAUTH2_PROVIDER = {
     # Client applications' redirect URIs: https only in production; development also allows http (localhost).
     "ALLOWED_REDIRECT_URI_SCHEMES": env.list("NEENA_OAUTH2_REDIRECT_URI_SCHEMES", default=["http", "https"]),
 }
+# --- Login lockout ---------------------------------------------------------------------------------------------
+
+# After this many failed logins of one email from one address (the admin's and the OAuth2 server's login pages, by
+# django-axes), or failed client authentications of one client id from one address (/o/token/, /o/revoke_token/),
+# that pair is refused with 429 for NEENA_LOGIN_LOCKOUT_MINUTES (apps/accounts/lockout.py).
+NEENA_LOGIN_FAILURE_LIMIT = env.int("NEENA_LOGIN_FAILURE_LIMIT", default=5)
+NEENA_LOGIN_LOCKOUT_MINUTES = env.int("NEENA_LOGIN_LOCKOUT_MINUTES", default=15)
+# django-axes checks every authenticate() first and refuses a locked-out pair before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = NEENA_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=NEENA_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Django's login form posts the email as "username"; compared lower-cased, like the user model does.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "apps.accounts.lockout.login_username"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.login_lockout_response"
+AXES_RESET_ON_SUCCESS = True
+
 # Personal API keys made by `create_api_key` are long-lived access tokens.
 NEENA_API_KEY_TTL = timedelta(days=env.int("NEENA_API_KEY_TTL_DAYS", default=3650))
 # Where the OAuth2 authorization page sends people who are not logged in (any user, not only staff).
