@@ -53,6 +53,12 @@ control_socket_disable = True
 # format; Django's lines (structured, NEENA_LOG_FORMAT) go to stderr as well.
 accesslog = "-"
 errorlog = "-"
+# The access log names the method and the path, never the query string, the request line or the referrer (gunicorn's
+# default format has them all): a URL can carry a secret (a token a client put in `?access_token=`, which the API
+# refuses but cannot un-send, or a provider's `?code=&state=`), and a log is read by more people than the API is.
+# Then the status, the bytes sent, the duration in milliseconds and the request id (the answer's X-Request-ID), which
+# ties the line to Django's structured lines for the same request.
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms %({x-request-id}o)s'
 
 
 def child_exit(server: Any, worker: Any) -> None:

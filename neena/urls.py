@@ -7,11 +7,12 @@ its errors are JSON; elsewhere (the admin, the login page) Django's HTML pages (
 from django.contrib import admin
 from django.contrib.auth.views import LoginView, LogoutView
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from oauth2_provider import urls as oauth2_urls
+from drf_spectacular.views import SpectacularAPIView
 
+from apps.accounts.urls import oauth2_urlpatterns
 from apps.accounts.urls import routes as account_routes
 from apps.core import views as core_views
+from apps.core.api_docs import RedocView, SwaggerUIView
 from apps.core.routers import QueryStringRouter
 from apps.core.url_patterns import with_both_spellings
 from apps.credentials.urls import routes as credential_routes
@@ -38,11 +39,11 @@ urlpatterns = [
     *with_both_spellings(
         [
             path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-            path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-            path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+            path("api/docs/", SwaggerUIView.as_view(url_name="schema"), name="swagger-ui"),
+            path("api/redoc/", RedocView.as_view(url_name="schema"), name="redoc"),
         ]
     ),
-    path("o/", include((with_both_spellings(oauth2_urls.urlpatterns), "oauth2_provider"), namespace="oauth2_provider")),
+    path("o/", include((with_both_spellings(oauth2_urlpatterns), "oauth2_provider"), namespace="oauth2_provider")),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     # Both spellings answer (Prometheus configurations differ), neither redirects.

@@ -3,6 +3,10 @@
 Tokens are django-oauth-toolkit access tokens (OAuth2-issued or personal API keys). Besides the standard
 ``Authorization: Bearer <token>``, the fuller public docs send ``api_key: <token>`` and some reference examples send
 a bare ``Authorization: <token>``; both are read as if they were the standard form.
+
+Two things are refused outright, with a 401 that says why, instead of being ignored (which would answer
+``not_authenticated`` and leave the client guessing): a token in the query string (``?access_token=``, RFC 6750
+§2.3), which access logs, proxies and browser histories keep; and any other scheme (``Basic``, ``Token``, ...).
 """
 
 from typing import Any
@@ -13,6 +17,9 @@ from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from oauth2_provider.oauth2_backends import get_oauthlib_core
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
+
+# RFC 6750 §2.3 names the query parameter; its presence alone is refused.
+QUERY_TOKEN_PARAMETER = "access_token"  # noqa: S105 (a parameter name, not a secret)
 
 
 def _normalise_authorization(meta: dict[str, Any]) -> None:
@@ -47,13 +54,28 @@ class BearerTokenAuthentication(OAuth2Authentication):
         """Checks the token without touching the body: the toolkit reads ``request.POST``, which would run the body
         parsers first and answer 415 or 422 to a caller who should get 401 or 403."""
         django_request = request._request
+        if QUERY_TOKEN_PARAMETER in django_request.GET:
+            setattr(request, "oauth2_error", {"error": "invalid_request"})  # noqa: B010
+            raise AuthenticationFailed(
+                "Send the token in the Authorization header (Authorization: Bearer <token>) or the api_key header, "
+                "never in the URL: access_token in the query string is refused.",
+                code="token_in_query",
+            )
         _normalise_authorization(django_request.META)
+        scheme = next(iter(django_request.META.get("HTTP_AUTHORIZATION", "").split(maxsplit=1)), "")
+        if scheme and scheme.lower() != "bearer":
+            setattr(request, "oauth2_error", {"error": "invalid_request"})  # noqa: B010
+            raise AuthenticationFailed(
+                "Only bearer tokens are accepted (Authorization: Bearer <token>, or the api_key header); the Basic, "
+                "Token and other authentication schemes are not supported.",
+                code="unsupported_scheme",
+            )
         valid, oauth_request = get_oauthlib_core().verify_request(_HeadersOnly(django_request), scopes=[])
         if valid:
             return oauth_request.user, oauth_request.access_token
         # Read by authenticate_header() for the WWW-Authenticate challenge.
         setattr(request, "oauth2_error", getattr(oauth_request, "oauth2_error", {}))  # noqa: B010
-        if django_request.META.get("HTTP_AUTHORIZATION", "").startswith("Bearer "):
+        if scheme:
             raise AuthenticationFailed("The token is invalid or has expired.", code="invalid_token")
         return None
 

@@ -54,3 +54,20 @@ class NeenaAutoSchema(AutoSchema):
                 if code not in responses:
                     responses[code] = self._get_response_for_code(serializer, code)
         return responses
+
+
+def drop_second_spellings(endpoints: list[tuple[str, str, str, Any]]) -> list[tuple[str, str, str, Any]]:
+    """drf-spectacular's preprocessing hook: one operation per path, as the documentation writes it.
+
+    ``with_both_spellings`` (apps/core/url_patterns.py) routes each ``path()`` with and without its trailing slash;
+    the schema would list both as two operations of one view. The documented spelling comes first in the URL map
+    and is kept.
+    """
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for path, path_regex, method, callback in endpoints:
+        key = (path.rstrip("/"), method)
+        if key not in seen:
+            seen.add(key)
+            kept.append((path, path_regex, method, callback))
+    return kept

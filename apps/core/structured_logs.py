@@ -152,5 +152,7 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "celery.worker.strategy": {"level": "WARNING"},
             "celery.app.trace": {"level": "WARNING"},
             "celery.beat": {"level": "WARNING"},
+            # django-axes announces its configuration at every start; its lockout warnings are kept.
+            "axes.apps": {"level": "WARNING"},
         },
     }

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 
-from apps.core.models import BaseModel, OwnedModel
+from apps.core.models import OwnedModel
 
 
 class IntegrationCredential(OwnedModel):
@@ -29,6 +29,11 @@ class IntegrationCredential(OwnedModel):
     expires_at = models.DateTimeField(
         null=True, blank=True, help_text="When the OAuth2 access token expires; refreshed a little before."
     )
+    refresh_claimed_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Set while one worker refreshes the OAuth2 token, so no other spends the same refresh token.",
+    )
 
     class Meta:
         constraints = [
@@ -40,17 +45,19 @@ class IntegrationCredential(OwnedModel):
         return f"{self.integration} credential of {self.owner}"
 
 
-class OAuth2Authorization(BaseModel):
-    """A started OAuth2 authorization: the PKCE verifier waiting for the provider's code, used at most once.
+class SpentOAuth2State(models.Model):
+    """The nonce of an OAuth2 state that was presented for a code exchange: a state is good for one attempt.
 
-    The ``state`` sent to the provider is this row's id, signed with an expiry; the code exchange finds the row,
-    checks it belongs to the caller, and deletes it.
+    The state itself is self-contained (encrypted and authenticated, ``services/oauth2.py``), so issuing an authorize
+    URL, a GET, writes nothing. The first exchange attempt records the nonce before calling the provider, whatever the
+    provider then answers; the primary key makes a second attempt (a replay, or a retry with the same code) fail.
+    A row is only needed while its state could still be accepted, so rows past ``expires_at`` are swept.
+
+    Not a ``BaseModel``: nobody owns it, nothing reports on it, and the nonce is its natural key.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE, related_name="+")
-    integration = models.ForeignKey("integrations.Integration", on_delete=models.CASCADE, related_name="+")
-    code_verifier_ciphertext = models.TextField()
+    nonce = models.CharField(max_length=64, primary_key=True)
+    expires_at = models.DateTimeField(db_index=True, help_text="When the state expires; the row may go after that.")
 
     def __str__(self) -> str:
-        return f"OAuth2 authorization of {self.integration} for {self.user}"
+        return f"spent OAuth2 state {self.nonce[:8]}..."

@@ -47,8 +47,9 @@ class IntegrationCredentialViewSet(mixins.ListModelMixin, QueryStringViewSet):
 
     @extend_schema(
         summary="Read the OAuth2 authorize URL",
-        description="The provider's authorize URL with client id, redirect URI, scopes, a signed expiring state and a "
-        "PKCE challenge. Send the user there; post the code the provider returns to oauth2/code.",
+        description="The provider's authorize URL with client id, redirect URI, scopes, an encrypted, expiring, "
+        "single-use state and a PKCE challenge; nothing is stored. Send the user there; post the code the provider "
+        "returns to oauth2/code.",
         parameters=[AuthorizeUrlQuerySerializer],
         responses=AuthorizeUrlSerializer,
     )
@@ -64,8 +65,9 @@ class IntegrationCredentialViewSet(mixins.ListModelMixin, QueryStringViewSet):
 
     @extend_schema(
         summary="Send the OAuth2 code",
-        description="Checks the state (single use, the caller's, not expired), exchanges the code and stores the "
-        "tokens encrypted as the caller's credential for the integration.",
+        description="Checks the state (the caller's, for this integration, not expired, not presented before: the "
+        "first attempt spends it, even one the provider refuses), exchanges the code and stores the tokens encrypted "
+        "as the caller's credential for the integration.",
         request=OAuth2CodeSerializer,
         responses=CredentialSerializer,
     )

@@ -123,3 +123,18 @@ class TriggerRunSerializer(serializers.ModelSerializer):
 
 class TriggerRunListQuerySerializer(serializers.Serializer):
     operation_id = serializers.UUIDField(required=False, help_text="Only this operation's trigger runs.")
+
+
+class InboundDeliveryAcceptedSerializer(serializers.Serializer):
+    """The inbound endpoint's 202: a new event, stored as a trigger run and queued."""
+
+    trigger_run_id = serializers.UUIDField()
+
+
+class InboundDeliveryAnswerSerializer(serializers.Serializer):
+    """The inbound endpoint's 200: a delivery seen before (its run's id and ``duplicate``), or the answer to Slack's
+    URL verification (``challenge`` alone)."""
+
+    trigger_run_id = serializers.UUIDField(required=False, help_text="The run of the first delivery of this event.")
+    duplicate = serializers.BooleanField(required=False, help_text="Always true: the event was received before.")
+    challenge = serializers.CharField(required=False, help_text="Slack's url_verification challenge, echoed.")

@@ -7,7 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation
@@ -25,6 +26,8 @@ from apps.core.viewsets import QueryStringViewSet
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from apps.webhooks.selectors import trigger_operation_list_for_user, trigger_run_list_for_user
 from apps.webhooks.serializers import (
+    InboundDeliveryAcceptedSerializer,
+    InboundDeliveryAnswerSerializer,
     TriggerOperationInputSerializer,
     TriggerOperationSerializer,
     TriggerOperationUpdateInputSerializer,
@@ -34,6 +37,16 @@ from apps.webhooks.serializers import (
 )
 from apps.webhooks.services import operations
 from apps.webhooks.services.receiving import delivery_check_declared_size, delivery_receive
+from apps.webhooks.signatures import (
+    GITHUB_SIGNATURE,
+    SLACK_SIGNATURE,
+    SLACK_TIMESTAMP,
+    STANDARD_ID,
+    STANDARD_SIGNATURE,
+    STANDARD_TIMESTAMP,
+    ZENDESK_SIGNATURE,
+    ZENDESK_TIMESTAMP,
+)
 
 
 @extend_schema_view(
@@ -152,7 +165,23 @@ class IgnoreAcceptNegotiation(BaseContentNegotiation):
         return renderer, renderer.media_type
 
 
-@extend_schema(exclude=True)
+# The headers each signature scheme reads. None is required by every operation (each operation's definition names
+# one scheme), so none is marked required; a delivery without its scheme's headers answers 401 signature_missing.
+INBOUND_SIGNATURE_HEADERS = [
+    (STANDARD_ID, "standard_webhooks: the delivery id (signed; repeated deliveries are recognised by it)."),
+    (STANDARD_TIMESTAMP, "standard_webhooks: Unix seconds, within NEENA_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS."),
+    (
+        STANDARD_SIGNATURE,
+        "standard_webhooks: v1,<base64 HMAC-SHA256 of id.timestamp.body keyed with the whsec_ secret's bytes>.",
+    ),
+    (GITHUB_SIGNATURE, "github_sha256: sha256=<hex HMAC-SHA256 of the body>."),
+    (SLACK_SIGNATURE, 'slack_v0: v0=<hex HMAC-SHA256 of "v0:{timestamp}:{body}">.'),
+    (SLACK_TIMESTAMP, "slack_v0: Unix seconds, within NEENA_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS."),
+    (ZENDESK_SIGNATURE, "zendesk: <base64 HMAC-SHA256 of timestamp + body>."),
+    (ZENDESK_TIMESTAMP, "zendesk: the signed timestamp, within NEENA_WEBHOOK_TIMESTAMP_TOLERANCE_SECONDS."),
+]
+
+
 class InboundWebhookView(APIView):
     """``POST /api/v1/webhooks/<operation_id>/``: where integrations deliver events. Public: the signature over the
     raw body, with the operation's secret, is the authentication (see ``apps.webhooks.signatures``).
@@ -164,8 +193,8 @@ class InboundWebhookView(APIView):
     NEENA_MAX_JSON_DEPTH (all checked after the signature, storing nothing), or an overlong delivery id, 503 when the
     operation's secret cannot be decrypted.
 
-    Left out of the OpenAPI schema: its callers are integrations configured with the URL, not API clients, and it
-    shares none of the API's authentication answers; the create endpoint's description says how to sign.
+    In the OpenAPI schema without a security requirement (``auth=[]``), with the signature headers of every scheme as
+    optional header parameters and its own answers; its callers are integrations configured with the URL.
 
     Not throttled per client: deliveries come in bursts from a few integration addresses, and refusing them would
     lose events; an unsigned request costs one indexed read before it is refused.
@@ -176,6 +205,30 @@ class InboundWebhookView(APIView):
     throttle_classes: list[Any] = []
     content_negotiation_class = IgnoreAcceptNegotiation
 
+    @extend_schema(
+        summary="Deliver a webhook event",
+        operation_id="webhooks_deliver",
+        description="Where integrations post events for a webhook trigger operation (its inbound_url). No token: "
+        "the signature over the raw body, made with the operation's signing_secret as its trigger definition's "
+        "signature_scheme says, is the authentication. A new event answers 202 with its trigger_run_id (a worker then "
+        "runs the operation's flow with the extracted event fields as inputs); a delivery seen before answers 200 with "
+        "duplicate true and starts no second run; Slack's url_verification answers 200 with its challenge. 401: bad, "
+        "missing or stale signature (signature_invalid, signature_missing, stale_delivery). 404: unknown, inactive or "
+        "failed operation, all alike. 413: body over NEENA_WEBHOOK_MAX_BODY_BYTES. 422 (checked after the signature): "
+        "not a JSON object, text that cannot be stored, nesting over NEENA_MAX_JSON_DEPTH, an overlong delivery id. "
+        "503: the operation's secret cannot be decrypted now.",
+        auth=[],
+        parameters=[
+            OpenApiParameter(name, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False, description=description)
+            for name, description in INBOUND_SIGNATURE_HEADERS
+        ],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={
+            202: InboundDeliveryAcceptedSerializer,
+            200: InboundDeliveryAnswerSerializer,
+            401: ErrorSerializer,
+        },
+    )
     def post(self, request: Request, operation_id: UUID) -> Response:
         try:
             declared_length = int(request.META.get("CONTENT_LENGTH") or 0)

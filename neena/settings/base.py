@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "oauth2_provider",
+    "axes",
     "apps.core",
     "apps.accounts",
     "apps.idempotency",
@@ -80,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused for too many failures into the lockout answer (AXES_LOCKOUT_CALLABLE).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "neena.urls"
@@ -199,9 +202,22 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    # The docs pages load nothing from outside the server: Swagger UI and ReDoc from drf-spectacular-sidecar's static
+    # files, no validator badge (Swagger UI would send the schema's URL to validator.swagger.io), no web fonts
+    # (templates/drf_spectacular/redoc.html drops ReDoc's Google Fonts links; the system fonts stand in).
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
+    "REDOC_UI_SETTINGS": {
+        "theme": {
+            "typography": {
+                "fontFamily": "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif",
+                "headings": {"fontFamily": "system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"},
+                "code": {"fontFamily": "ui-monospace, Menlo, Consolas, monospace"},
+            }
+        }
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "FlowRunStatusEnum": "apps.runs.models.FlowRun.Status",
@@ -209,6 +225,7 @@ SPECTACULAR_SETTINGS = {
         "TriggerOperationStatusEnum": "apps.webhooks.models.WebhookTriggerOperation.Status",
         "CredentialStatusEnum": "apps.credentials.models.IntegrationCredential.Status",
     },
+    "PREPROCESSING_HOOKS": ["apps.core.schema.drop_second_spellings"],
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums"],
 }
 
@@ -243,6 +260,24 @@ OAUTH2_PROVIDER = {
     # Client applications' redirect URIs: https only in production; development also allows http (localhost).
     "ALLOWED_REDIRECT_URI_SCHEMES": env.list("NEENA_OAUTH2_REDIRECT_URI_SCHEMES", default=["http", "https"]),
 }
+# --- Login lockout ---------------------------------------------------------------------------------------------
+
+# After this many failed logins of one email from one address (the admin's and the OAuth2 server's login pages, by
+# django-axes), or failed client authentications of one client id from one address (/o/token/, /o/revoke_token/),
+# that pair is refused with 429 for NEENA_LOGIN_LOCKOUT_MINUTES (apps/accounts/lockout.py).
+NEENA_LOGIN_FAILURE_LIMIT = env.int("NEENA_LOGIN_FAILURE_LIMIT", default=5)
+NEENA_LOGIN_LOCKOUT_MINUTES = env.int("NEENA_LOGIN_LOCKOUT_MINUTES", default=15)
+# django-axes checks every authenticate() first and refuses a locked-out pair before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = NEENA_LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=NEENA_LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Django's login form posts the email as "username"; compared lower-cased, like the user model does.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "apps.accounts.lockout.login_username"
+AXES_LOCKOUT_CALLABLE = "apps.accounts.lockout.login_lockout_response"
+AXES_RESET_ON_SUCCESS = True
+
 # Personal API keys made by `create_api_key` are long-lived access tokens.
 NEENA_API_KEY_TTL = timedelta(days=env.int("NEENA_API_KEY_TTL_DAYS", default=3650))
 # Where the OAuth2 authorization page sends people who are not logged in (any user, not only staff).

@@ -1,8 +1,10 @@
-"""``/api/v1/users/``: the current user, token scopes, the three accepted header forms, 401 and 403."""
+"""``/api/v1/users/``: the current user, token scopes, the three accepted header forms, what is refused (a token in
+the query string, other schemes), 401 and 403."""
 
 import pytest
 
 from apps.accounts.models import User
+from apps.accounts.services import api_key_create
 
 pytestmark = pytest.mark.django_db
 
@@ -52,6 +54,37 @@ def test_invalid_token_is_401(client, db, authorization):
 
     assert response.status_code == 401
     assert "WWW-Authenticate" in response.headers
+
+
+def test_a_token_in_the_query_string_is_refused_even_a_valid_one(owner, client):
+    token = api_key_create(user=owner, scopes=["read"])
+
+    alone = client.get(f"/api/v1/users/?access_token={token}")
+    with_header = client.get(f"/api/v1/users/?access_token={token}", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    for response in (alone, with_header):
+        assert response.status_code == 401
+        assert response.json()["code"] == "token_in_query"
+        assert "never in the URL" in response.json()["detail"]
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert token not in response.content.decode()
+
+
+@pytest.mark.parametrize("scheme", ["Basic", "Token", "Digest", "basic"])
+def test_schemes_other_than_bearer_are_refused_as_unsupported(owner, client, scheme):
+    token = api_key_create(user=owner, scopes=["read"])
+
+    response = client.get("/api/v1/users/", HTTP_AUTHORIZATION=f"{scheme} {token}")
+
+    assert response.status_code == 401
+    assert response.json()["code"] == "unsupported_scheme"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_the_bearer_scheme_is_case_insensitive(owner, client):
+    token = api_key_create(user=owner, scopes=["read"])
+
+    assert client.get("/api/v1/users/", HTTP_AUTHORIZATION=f"bearer {token}").status_code == 200
 
 
 def test_expired_token_is_401(owner, make_client):

@@ -81,6 +81,11 @@ def test_every_line_is_one_json_object_with_the_bound_context(captured):
             {"event": "GET /1/cards?key=k1&token=t1&idList=5"},
             {"event": f"GET /1/cards?key={REDACTED}&token={REDACTED}&idList=5"},
         ),
+        (
+            # The request line as Django's development server logs it (django.server): a token put in the URL.
+            {"event": '"GET /api/v1/users/?access_token=neena_abc-123&limit=5 HTTP/1.1" 401 197'},
+            {"event": f'"GET /api/v1/users/?access_token={REDACTED}&limit=5 HTTP/1.1" 401 197'},
+        ),
         ({"event": "auth Basic dXNlcjpwYXNz"}, {"event": f"auth Basic {REDACTED}"}),
         (
             {"event": "Basic authentication failed", "password_hint": "x"},
@@ -118,6 +123,7 @@ def test_tokens_and_secrets_never_appear_in_any_log_line(captured, owner, monkey
     assert api.get("/api/v1/users/").status_code == 200
     assert legacy.get("/api/v1/flows/all").status_code == 200
     assert APIClient().get("/api/v1/users/", HTTP_AUTHORIZATION="Bearer not-a-real-token-9876").status_code == 401
+    assert APIClient().get(f"/api/v1/users/?access_token={token}").status_code == 401
     stored = api.post(
         "/api/v1/integration_credentials/",
         {"integration_short_name": "zendesk", "api_key": CREDENTIAL_SECRET, "config": {"subdomain": "acme"}},

@@ -56,10 +56,16 @@ def exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
 
 
 @pytest.fixture(scope="module")
-def server_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the server's output goes: gunicorn's access and error logs and Django's lines."""
+    return tmp_path_factory.mktemp("web_worker_log") / "gunicorn.log"
+
+
+@pytest.fixture(scope="module")
+def server_port(tmp_path_factory: pytest.TempPathFactory, server_log: Path) -> Iterator[int]:
     port = free_port()
     database = tmp_path_factory.mktemp("web_worker") / "db.sqlite3"
-    log = tmp_path_factory.mktemp("web_worker_log") / "gunicorn.log"
+    log = server_log
     environment = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "neena.settings.base",
@@ -156,3 +162,25 @@ def test_bad_host_is_json_400(server_port):
     request = b"GET /api/v1/users/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n"
 
     assert_json_error(exchange(server_port, request), 400, "bad_host")
+
+
+def test_a_token_in_the_url_is_refused_and_logged_nowhere(server_port, server_log):
+    secret = "neena_leaked-in-the-url-0123456789"
+    request = (
+        b"GET /api/v1/users/?access_token=%s&x=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nReferer: http://127.0.0.1/?token=%s"
+        b"\r\nX-Request-ID: query-token-check\r\nConnection: close\r\n\r\n" % (secret.encode(), secret.encode())
+    )
+
+    assert_json_error(exchange(server_port, request), 401, "token_in_query")
+
+    deadline = time.monotonic() + 10
+    while True:
+        output = server_log.read_text(errors="replace")
+        access_lines = [line for line in output.splitlines() if line.endswith(" query-token-check") and '"GET' in line]
+        if access_lines:
+            break
+        assert time.monotonic() < deadline, output[-3000:]
+        time.sleep(0.1)
+    assert '"GET /api/v1/users/" 401 ' in access_lines[0]
+    assert secret not in output
+    assert "access_token" not in output

@@ -1,16 +1,21 @@
-"""Connecting an integration through OAuth2 against a fake provider on 127.0.0.1: authorize URL, code exchange
-with PKCE and a single-use state, refresh before expiry (and a refused refresh marking the credential broken), and
-revocation on delete."""
+"""Connecting an integration through OAuth2 against a fake provider on 127.0.0.1: authorize URL (which writes
+nothing), code exchange with PKCE and a single-use state (spent even by a failed exchange), refresh before expiry (one
+refresh however many workers want it; a refused refresh marks the credential broken), revocation on delete, and no
+provider call inside a database transaction."""
 
+import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from apps.credentials.encryption import decrypt_json
-from apps.credentials.models import IntegrationCredential
+from apps.credentials.encryption import decrypt_json, encrypt_json
+from apps.credentials.models import IntegrationCredential, SpentOAuth2State
 from apps.credentials.services.oauth2 import OAuth2Error, credential_refresh_if_expiring
 from tests.fakes.oauth_provider import FakeOAuthProvider
 
@@ -187,3 +192,138 @@ def test_deleting_revokes_the_token(api, provider):
     assert response.status_code == 200
     assert provider.state.revoked == ["access-1"]
     assert not IntegrationCredential.objects.exists()
+
+
+def _post_code(api, state, code="code-1", integration="slack"):
+    return api.post(
+        "/api/v1/integration_credentials/oauth2/code",
+        {"integration_short_name": integration, "code": code, "state": state},
+        format="json",
+    )
+
+
+def test_the_authorize_url_writes_nothing(api, provider):
+    api.get("/api/v1/users/")  # the token's first use may write (last use); only the authorize call is measured
+    with CaptureQueriesContext(connection) as queries:
+        _authorize(api)
+
+    writes = [query["sql"] for query in queries if not query["sql"].lstrip().upper().startswith("SELECT")]
+    assert writes == []
+    assert not SpentOAuth2State.objects.exists()
+
+
+def test_a_failed_exchange_spends_the_state(api, provider):
+    _, query = _authorize(api)
+
+    refused = _post_code(api, query["state"], code="not-granted-yet")
+    provider.grant_code("code-1", query["code_challenge"])
+    retried = _post_code(api, query["state"], code="code-1")
+
+    assert refused.status_code == 422 and refused.json()["detail"][0]["type"] == "code_refused"
+    assert retried.status_code == 422 and retried.json()["detail"][0]["type"] == "state_used"
+    assert not IntegrationCredential.objects.exists()
+    assert len(provider.state.requests) == 1  # the retry never reached the provider
+
+
+def test_a_state_is_good_only_for_its_integration_and_only_if_neena_made_it(api, provider):
+    _, query = _authorize(api)
+    # Neena's keys, but not a state: another ciphertext of the same keys cannot pass for one.
+    other_ciphertext = encrypt_json({"api_key": "x"})
+
+    for_github = _post_code(api, query["state"], integration="github")
+    foreign = _post_code(api, other_ciphertext)
+
+    assert for_github.status_code == 422 and for_github.json()["detail"][0]["type"] == "state_used"
+    assert foreign.json()["detail"][0]["type"] == "state_invalid"
+    provider.grant_code("code-1", query["code_challenge"])
+    assert _post_code(api, query["state"]).status_code == 200  # neither attempt spent it
+
+
+def test_spent_states_are_swept_once_long_expired(api, provider):
+    old = SpentOAuth2State.objects.create(nonce="old", expires_at=timezone.now() - timedelta(days=1))
+    recent = SpentOAuth2State.objects.create(nonce="recent", expires_at=timezone.now() - timedelta(minutes=1))
+
+    assert _connect(api, provider).status_code == 200
+
+    assert not SpentOAuth2State.objects.filter(nonce=old.nonce).exists()
+    assert SpentOAuth2State.objects.filter(nonce=recent.nonce).exists()  # kept a while: hosts' clocks differ
+    assert SpentOAuth2State.objects.count() == 2
+
+
+def _expire(credential_id, at):
+    IntegrationCredential.objects.filter(id=credential_id).update(expires_at=at)
+    return IntegrationCredential.objects.select_related("integration").get(id=credential_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_provider_call_happens_inside_a_database_transaction(api, provider, monkeypatch):
+    """Exchange, refresh and revoke: each call to the provider finds no transaction open (and so no lock held)."""
+    in_transaction = []
+    real_post = httpx.post
+
+    def post(url, **kwargs):
+        in_transaction.append((url.rsplit("/", 1)[-1], connection.in_atomic_block))
+        return real_post(url, **kwargs)
+
+    monkeypatch.setattr("apps.credentials.services.oauth2.httpx.post", post)
+
+    credential_id = _connect(api, provider).json()["id"]
+    credential_refresh_if_expiring(credential=_expire(credential_id, timezone.now()))
+    assert api.delete(f"/api/v1/integration_credentials/?id={credential_id}").status_code == 200
+
+    assert in_transaction == [("token", False), ("token", False), ("revoke", False)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refreshes_spend_the_refresh_token_once(api, provider):
+    credential_id = _connect(api, provider).json()["id"]
+    _expire(credential_id, timezone.now() - timedelta(seconds=1))  # expired: nobody can use the old token
+    provider.state.token_delay_seconds = 0.5
+    results, errors = [], []
+
+    def refresh():
+        try:
+            credential = IntegrationCredential.objects.select_related("integration").get(id=credential_id)
+            results.append(decrypt_json(credential_refresh_if_expiring(credential=credential).secret_ciphertext))
+        except Exception as error:  # noqa: BLE001 (every failure is collected and asserted absent below)
+            errors.append(error)
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=refresh) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+
+    assert errors == []
+    assert [secrets["access_token"] for secrets in results] == ["access-2"] * 3
+    assert [request["form"]["grant_type"] for request in provider.state.requests].count("refresh_token") == 1
+    credential = IntegrationCredential.objects.get(id=credential_id)
+    assert credential.status == "active" and credential.refresh_claimed_until is None
+
+
+def test_a_claimed_refresh_leaves_a_still_valid_token_in_use(api, provider):
+    credential_id = _connect(api, provider).json()["id"]
+    credential = _expire(credential_id, timezone.now() + timedelta(seconds=30))
+    IntegrationCredential.objects.filter(id=credential_id).update(
+        refresh_claimed_until=timezone.now() + timedelta(seconds=30)
+    )
+
+    used = credential_refresh_if_expiring(credential=credential)
+
+    assert decrypt_json(used.secret_ciphertext)["access_token"] == "access-1"
+    assert len(provider.state.requests) == 1  # the code exchange only: the claim's holder refreshes
+
+
+def test_a_lapsed_claim_of_a_dead_worker_does_not_block_the_refresh(api, provider):
+    credential_id = _connect(api, provider).json()["id"]
+    credential = _expire(credential_id, timezone.now())
+    IntegrationCredential.objects.filter(id=credential_id).update(
+        refresh_claimed_until=timezone.now() - timedelta(seconds=1)
+    )
+
+    refreshed = credential_refresh_if_expiring(credential=credential)
+
+    assert decrypt_json(refreshed.secret_ciphertext)["access_token"] == "access-2"
+    assert refreshed.refresh_claimed_until is None

@@ -1,10 +1,12 @@
-"""A fake OAuth2 provider on 127.0.0.1: a token endpoint for the code (with PKCE) and refresh grants, and a
-revocation endpoint; it checks what a real provider checks and records every request."""
+"""A fake OAuth2 provider on 127.0.0.1: a token endpoint for the code (with PKCE) and refresh grants (refresh
+tokens rotate: each is good once), and a revocation endpoint; it checks what a real provider checks and records every
+request."""
 
 import base64
 import hashlib
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +23,10 @@ class ProviderState:
     requests: list[dict[str, Any]] = field(default_factory=list)
     expires_in: int = 3600
     issued: int = 0
+    # Like most providers: a refresh token is spent by its use (the answer carries the next one).
+    rotate_refresh_tokens: bool = True
+    # Seconds the token endpoint takes to answer, as a slow provider would.
+    token_delay_seconds: float = 0.0
 
 
 class FakeOAuthProvider:
@@ -48,9 +54,12 @@ class FakeOAuthProvider:
                         self._send(400, {"error": "invalid_grant", "error_description": "Bad code or verifier."})
                         return
                 elif form.get("grant_type") == "refresh_token":
+                    time.sleep(provider.token_delay_seconds)
                     if form.get("refresh_token") not in provider.refresh_tokens:
                         self._send(400, {"error": "invalid_grant", "error_description": "Token has been revoked."})
                         return
+                    if provider.rotate_refresh_tokens:
+                        provider.refresh_tokens.discard(form.get("refresh_token", ""))
                 else:
                     self._send(400, {"error": "unsupported_grant_type"})
                     return

@@ -9,7 +9,7 @@ from apps.accounts.models import User
 from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import ErrorItem, InputValidationError
 from apps.credentials.encryption import encrypt_json, reencrypt
-from apps.credentials.models import IntegrationCredential, OAuth2Authorization
+from apps.credentials.models import IntegrationCredential
 from apps.credentials.services.oauth2 import credential_revoke
 from apps.integrations import egress
 from apps.integrations.connectors import connector_spec
@@ -131,15 +131,15 @@ def credential_delete(*, credential: IntegrationCredential) -> None:
 
 @transaction.atomic
 def credentials_reencrypt() -> int:
-    """Re-encrypts every stored secret (and pending PKCE verifier) with the newest key, after a key was added
-    first to NEENA_ENCRYPTION_KEYS; the old keys can then be removed. Returns how many secrets were rewritten."""
+    """Re-encrypts every stored secret with the newest key, after a key was added first to NEENA_ENCRYPTION_KEYS; the
+    old keys can then be removed. Returns how many secrets were rewritten.
+
+    OAuth2 states in flight are not stored anywhere: one encrypted with a removed key answers ``state_invalid`` (the
+    user starts again), so remove an old key no sooner than NEENA_OAUTH2_STATE_TTL_SECONDS after adding the new one.
+    """
     count = 0
     for credential in IntegrationCredential.objects.select_for_update().only("id", "secret_ciphertext"):
         credential.secret_ciphertext = reencrypt(credential.secret_ciphertext)
         credential.save(update_fields=["secret_ciphertext"])
-        count += 1
-    for authorization in OAuth2Authorization.objects.select_for_update().only("id", "code_verifier_ciphertext"):
-        authorization.code_verifier_ciphertext = reencrypt(authorization.code_verifier_ciphertext)
-        authorization.save(update_fields=["code_verifier_ciphertext"])
         count += 1
     return count
