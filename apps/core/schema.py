@@ -37,7 +37,8 @@ class NeenaAutoSchema(AutoSchema):
             codes.update({"401": ErrorSerializer, "403": ErrorSerializer, "429": ErrorSerializer})
         if action != "list":
             codes["404"] = ErrorSerializer
-        if self.method in ("PUT", "DELETE"):
+        # flows/generate answers 409 when the request changed while its flow was planned (flow_request_changed).
+        if self.method in ("PUT", "DELETE") or action == "generate":
             codes["409"] = ErrorSerializer
         if self.method in ("POST", "PUT"):
             codes["413"] = ErrorSerializer
