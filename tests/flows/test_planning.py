@@ -4,7 +4,8 @@ fake OpenAI-compatible server (valid, malformed, schema-violating, slow and rate
 import pytest
 from django.test import override_settings
 
-from apps.flows.models import Flow
+from apps.flows import services
+from apps.flows.models import Flow, FlowRequest
 from apps.flows.planning.catalogue import Catalogue
 from apps.integrations.connectors import connector_specs
 from bench.planner import evaluate, load_cases
@@ -98,6 +99,63 @@ def test_generate_needs_a_known_request_and_the_write_scope(api, owner, outsider
         == 403
     )
     assert api.get("/api/v1/flows/generate").status_code == 422
+
+
+def _changing_the_request_while_planning(monkeypatch, change):
+    """The planner does ``change(flow_request)`` to the stored request (another client's edit) before it answers."""
+    real = services.plan_request
+
+    def plan(flow_request, catalogue, **kwargs):
+        change(flow_request)
+        return real(flow_request, catalogue, **kwargs)
+
+    monkeypatch.setattr(services, "plan_request", plan)
+
+
+def test_a_request_edited_while_it_was_planned_is_409_and_saves_nothing(api, owner, monkeypatch):
+    """Planning runs with no transaction open (the model may take seconds): what it planned from is checked again
+    under the request's lock before the flow is saved."""
+    flow_request = make_request(owner, "Get Zendesk ticket 123 and summarize it.")
+    _changing_the_request_while_planning(
+        monkeypatch,
+        lambda request: FlowRequest.objects.filter(id=request.id).update(request_instructions="List my Trello boards."),
+    )
+
+    response = api.get(f"/api/v1/flows/generate?flow_request_id={flow_request.id}")
+
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "flow_request_changed"
+    assert not Flow.objects.exists()
+    flow_request.refresh_from_db()
+    assert flow_request.flow_id is None
+
+
+def test_a_request_deleted_while_it_was_planned_is_404(api, owner, monkeypatch):
+    flow_request = make_request(owner, "Get Zendesk ticket 123 and summarize it.")
+    _changing_the_request_while_planning(
+        monkeypatch, lambda request: FlowRequest.objects.filter(id=request.id).delete()
+    )
+
+    response = api.get(f"/api/v1/flows/generate?flow_request_id={flow_request.id}")
+
+    assert response.status_code == 404, response.content
+    assert response.json() == {"detail": "Flow request not found.", "code": "not_found"}
+    assert not Flow.objects.exists()
+
+
+def test_a_save_that_changes_nothing_planning_reads_is_no_conflict(api, owner, monkeypatch):
+    """Only what planning reads is compared: the request saved meanwhile with the same contents (another generate
+    linking it, for one) is generated as usual."""
+    flow_request = make_request(owner, "Get Zendesk ticket 123 and summarize it.")
+    _changing_the_request_while_planning(
+        monkeypatch, lambda request: FlowRequest.objects.filter(id=request.id).update(modified_by_email="x@example.com")
+    )
+
+    response = api.get(f"/api/v1/flows/generate?flow_request_id={flow_request.id}")
+
+    assert response.status_code == 200, response.content
+    flow_request.refresh_from_db()
+    assert str(flow_request.flow_id) == response.json()["id"]
 
 
 # --- the LLM planner ---------------------------------------------------------------------------------------------

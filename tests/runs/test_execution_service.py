@@ -8,6 +8,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from apps.accounts.models import Organization
+from apps.credentials.services.credentials import credential_upsert
 from apps.integrations.execution import TransientTaskError
 from apps.integrations.models import Notification
 from apps.runs.models import FlowRun, TaskRun
@@ -16,6 +17,7 @@ from apps.runs.services.approval import approvals_time_out
 from apps.runs.services.control import run_cancel
 from apps.runs.services.execution import flow_execute, task_run_execute
 from apps.runs.services.memory import RunMemory
+from tests.fakes.openai_server import FakeOpenAI
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 pytestmark = pytest.mark.django_db
@@ -308,3 +310,29 @@ def test_a_step_removed_by_an_edit_of_the_flow_is_queued_to_fail(owner, organiza
     ready = memory.ready_step(1, _step_run(flow_run, 1).id)
 
     assert ready.queue == settings.NEENA_ORCHESTRATION_QUEUE  # its job then fails it: "Step removed."
+
+
+def test_a_step_asks_the_model_and_calls_its_service_with_no_transaction_open(owner, organization):
+    """The llm preparer's call and the connector's call happen outside any transaction and row lock: the network
+    guard (tests/network_guard.py) fails this test if either is made inside one."""
+    model = FakeOpenAI()
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    credential_upsert(
+        user=owner, integration_short_name="llm", api_key="sk-test", config={"base_url": model.base_url, "model": "m"}
+    )
+    text = "The payment service failed at noon. Payments recovered by one."
+    model.answer({"parameters": [{"name": "text", "value": text, "explanation": "The request's text."}]})
+    model.answer("Payments failed and recovered.")
+    model_settings = {"NEENA_LLM_BASE_URL": model.base_url, "NEENA_LLM_MODEL": "m", "NEENA_LLM_MAX_RETRIES": 0}
+    try:
+        with override_settings(NEENA_PREPARER="llm", **model_settings):
+            flow_run = _run(owner, [step(0, "Summarize Text with LLM", "Summarize the incident.")])
+            task_run_execute(task_run_id=_step_run(flow_run, 0).id)
+    finally:
+        model.stop()
+
+    task_run = _step_run(flow_run, 0)
+    assert (task_run.status, task_run.error) == (TaskRun.Status.COMPLETED, "")
+    assert task_run.task_prep_answer["preparer"] == "llm"
+    assert task_run.result == {"summary": "Payments failed and recovered."}
+    assert len(model.requests) == 2  # the preparation, then the step's own call

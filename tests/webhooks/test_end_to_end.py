@@ -15,8 +15,16 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.credentials.services.credentials import credential_upsert
+from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.zendesk import AGENT_EMAIL, API_TOKEN, SUBDOMAIN, FakeZendesk
-from tests.webhooks.signing import ZENDESK_TICKET_CREATED, create_operation, deliver, zendesk_ticket_created
+from tests.webhooks.signing import (
+    GENERIC_EVENT,
+    ZENDESK_TICKET_CREATED,
+    create_operation,
+    deliver,
+    generic_event,
+    zendesk_ticket_created,
+)
 from tests.workers import CeleryWorker, other_workers_paused, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -128,3 +136,53 @@ def test_a_signed_zendesk_ticket_becomes_an_approved_reply_and_a_flow_result(api
     again = deliver(APIClient(), operation, payload)
     assert again.status_code == 200
     assert again.json() == {"trigger_run_id": trigger_run_id, "duplicate": True}
+
+
+MODEL_WORKER_NAME = "webhooks-model"
+MODEL_PLAN = {
+    "name": "Echo the text",
+    "task_operations": [
+        {
+            "index": 0,
+            "task_name": "Format Text",
+            "instruction": "Echo the event's text",
+            "parameters": {"template": "{{ request.metadata.text }}"},
+        }
+    ],
+    "dependencies": [],
+}
+
+
+def test_a_worker_asks_the_model_for_the_plan_with_no_transaction_open(api, transactional_db, redis_server):
+    """A worker planning an event with the llm planner asks the model before it locks the trigger run: the network
+    guard runs in the worker (tests/celery_main.py) and would fail this test otherwise."""
+    model = FakeOpenAI()
+    model.answer(MODEL_PLAN)
+    planner = {
+        "NEENA_PLANNER": "llm",
+        "NEENA_LLM_BASE_URL": model.base_url,
+        "NEENA_LLM_MODEL": "fake-model",
+        "NEENA_LLM_MAX_RETRIES": "0",
+    }
+    operation = create_operation(api, GENERIC_EVENT, name="Echo orders")
+    with other_workers_paused(MODEL_WORKER_NAME):
+        worker = CeleryWorker(broker_url=redis_server.url, name=MODEL_WORKER_NAME, environment=planner)
+        try:
+            delivered = deliver(APIClient(), operation, generic_event(text="Two lamps"), trigger_name=GENERIC_EVENT)
+            assert delivered.status_code == 202, delivered.content
+            trigger_run = _settled(
+                api,
+                f"/api/v1/webhook_trigger_runs/?id={delivered.json()['trigger_run_id']}",
+                ("completed", "failed"),
+                "the trigger run",
+            )
+            run = _settled(
+                api, f"/api/v1/flow_runs/?id={trigger_run['flow_run']}", ("completed", "failed"), "the flow run"
+            )
+        finally:
+            worker.stop()
+            model.stop()
+    assert trigger_run["status"] == "completed", trigger_run["reason"]
+    assert len(model.requests) == 1
+    assert run["status"] == "completed", run["status_reason"]
+    assert run["task_runs"][0]["result"]["text"] == "Two lamps"

@@ -70,16 +70,16 @@ def test_events_whose_values_cannot_be_planned_leave_the_operation_active(api, m
     operation = create_operation(
         api, ZENDESK_TICKET_CREATED, template_body="Reply to ticket <{ticket_id}> with a summary of <{description}>."
     )
-    real_generate = processing.flow_generate
+    real_plan = processing.flow_plan
 
     def planner_refusing_cursed_ids(**kwargs):
         if "666" in kwargs["instructions"]:
             raise InputValidationError.single(
                 ["flow_request", "request_instructions"], "No task fits ticket 666.", "planning"
             )
-        return real_generate(**kwargs)
+        return real_plan(**kwargs)
 
-    monkeypatch.setattr(processing, "flow_generate", planner_refusing_cursed_ids)
+    monkeypatch.setattr(processing, "flow_plan", planner_refusing_cursed_ids)
 
     runs = _deliver_and_process(
         operation, [zendesk_ticket_created(ticket_id=666, subject=f"Try {n}") for n in range(DELIVERIES)]

@@ -14,7 +14,8 @@ from rest_framework.test import APIClient
 from apps.accounts.models import Membership
 from apps.credentials.encryption import DecryptionError
 from apps.flows.models import Flow, FlowRequest
-from apps.flows.services import DependencyDraft, TaskOperationDraft, flow_create
+from apps.flows.planning.rules import PlanDraft, PlannedStep
+from apps.flows.planning.service import catalogue_current
 from apps.integrations.connectors.base import DataType
 from apps.runs.models import FlowRun
 from apps.runs.services.preparation import StepInputs, step_prepare
@@ -23,7 +24,8 @@ from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from apps.webhooks.services import operations, processing
 from apps.webhooks.tasks import process_trigger_run
 from apps.webhooks.template import template_render
-from tests.factories import task_definition, trigger_definition
+from tests.factories import trigger_definition
+from tests.fakes.openai_server import FakeOpenAI
 from tests.webhooks.signing import GENERIC_EVENT, ZENDESK_TICKET_CREATED, deliver, generic_event, zendesk_ticket_created
 
 pytestmark = pytest.mark.django_db
@@ -279,7 +281,7 @@ def test_a_crash_still_fails_the_run_visibly(owner, monkeypatch):
     def broken_planner(**kwargs):
         raise RuntimeError("planner exploded")
 
-    monkeypatch.setattr(processing, "flow_generate", broken_planner)
+    monkeypatch.setattr(processing, "flow_plan", broken_planner)
 
     processed = process(receive(operation, zendesk_ticket_created()))
 
@@ -305,7 +307,7 @@ def test_a_database_hiccup_puts_the_run_back_for_a_retry(owner, monkeypatch):
     def locked(**kwargs):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(processing, "flow_generate", locked)
+    monkeypatch.setattr(processing, "flow_plan", locked)
     with pytest.raises(OperationalError):
         process(trigger_run)
 
@@ -348,22 +350,15 @@ def copying_planner(planned_from):
     """A planner that, like the rules planner with a quoted phrase (or a model told so by the text), copies the
     quoted text of what it plans from into a step's parameter; it notes what that was in ``planned_from``."""
 
-    def plan(*, user, flow_request, instructions):
+    def plan(*, flow_request, instructions):
         planned_from.append(instructions)
         quoted = instructions.split('"')[1]
-        flow = flow_create(
-            user=user,
-            name="Copied",
-            organization=flow_request.organization_id,
-            task_operations=[
-                TaskOperationDraft(0, "Hello", task_definition("Format Text").id, parameters={"template": "Hi"}),
-                TaskOperationDraft(1, "Echo", task_definition("Format Text").id, parameters={"template": quoted}),
-            ],
-            dependencies=[DependencyDraft(0, 1)],
-        )
-        flow_request.flow = flow
-        flow_request.save()
-        return flow
+        format_text = next(entry for entry in catalogue_current().entries if entry.task_name == "Format Text")
+        steps = [
+            PlannedStep(format_text, "Hello", "", {"template": "Hi"}),
+            PlannedStep(format_text, "Echo", "", {"template": quoted}),
+        ]
+        return PlanDraft("Copied", steps, [(0, 1)], [], "copying")
 
     return plan
 
@@ -381,7 +376,7 @@ def test_the_planner_reads_the_template_never_the_event(owner, monkeypatch, subj
     """What the planner copies can only come from the template: free text stands for its metadata field (a plain
     value, like the ticket id, is planned from as it is)."""
     planned_from: list[str] = []
-    monkeypatch.setattr(processing, "flow_generate", copying_planner(planned_from))
+    monkeypatch.setattr(processing, "flow_plan", copying_planner(planned_from))
     operation = make_operation(owner, template_body='Reply to ticket <{ticket_id}> saying "<{subject}>".')
 
     processed = process(receive(operation, zendesk_ticket_created(subject=subject)))
@@ -429,7 +424,7 @@ def test_event_text_never_adds_steps(owner):
 
 
 def test_a_template_binding_runs_as_written(owner, monkeypatch):
-    monkeypatch.setattr(processing, "flow_generate", copying_planner([]))
+    monkeypatch.setattr(processing, "flow_plan", copying_planner([]))
     operation = make_operation(owner, template_body='Reply to ticket <{ticket_id}> saying "{{ steps.0.result.text }}".')
 
     processed = process(receive(operation, zendesk_ticket_created(subject="{{ something else }}")))
@@ -540,6 +535,115 @@ def test_a_failure_after_the_operation_was_deactivated_does_not_mark_it_failed(o
 
     operation.refresh_from_db()
     assert operation.status == "inactive"
+
+
+# --- Planning with no transaction open ----------------------------------------------------------------------------
+
+MODEL_PLAN = {
+    "name": "Echo the subject",
+    "task_operations": [
+        {
+            "index": 0,
+            "task_name": "Format Text",
+            "instruction": "Echo the subject",
+            "parameters": {"template": "{{ request.metadata.subject }}"},
+        }
+    ],
+    "dependencies": [],
+}
+
+
+@pytest.fixture
+def model_planner():
+    server = FakeOpenAI()
+    with override_settings(
+        NEENA_PLANNER="llm",
+        NEENA_LLM_BASE_URL=server.base_url,
+        NEENA_LLM_MODEL="fake-model",
+        NEENA_LLM_TIMEOUT_SECONDS=5,
+        NEENA_LLM_MAX_RETRIES=0,
+    ):
+        yield server
+    server.stop()
+
+
+def _during_planning(monkeypatch, change):
+    """The planner does ``change()`` (another worker's or client's write) before it answers."""
+    real = processing.flow_plan
+
+    def plan(**kwargs):
+        change()
+        return real(**kwargs)
+
+    monkeypatch.setattr(processing, "flow_plan", plan)
+
+
+def test_an_event_is_planned_by_the_model_before_the_run_is_locked(owner, model_planner):
+    """The model is asked with no transaction open; the network guard (tests/network_guard.py) fails the test if it
+    is asked under the trigger run's lock."""
+    model_planner.answer(MODEL_PLAN)
+
+    processed = process(receive(make_operation(owner), zendesk_ticket_created()))
+
+    assert processed.status == TriggerRun.Status.COMPLETED, processed.reason
+    assert processed.flow_request.flow.planner == "llm"
+    assert len(model_planner.requests) == 1
+
+
+def test_a_template_changed_while_the_flow_was_planned_starts_the_run_over(
+    owner, monkeypatch, django_capture_on_commit_callbacks
+):
+    operation = make_operation(owner)
+    trigger_run = receive(operation, zendesk_ticket_created(description="It broke."))
+    changed = "Summarize the ticket description: <{description}>"
+    _during_planning(
+        monkeypatch, lambda: WebhookTriggerOperation.objects.filter(id=operation.id).update(template_body=changed)
+    )
+    sent = []
+    monkeypatch.setattr(processing, "send_trigger_run", sent.append)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        processed = process(trigger_run)
+
+    assert (processed.status, processed.flow_request, processed.flow_run) == (TriggerRun.Status.RECEIVED, None, None)
+    assert not FlowRequest.objects.exists()  # the one rendered from the old template
+    assert not Flow.objects.exists()
+    assert sent == [trigger_run.id]
+    monkeypatch.undo()
+
+    again = process(trigger_run)
+
+    assert again.status == TriggerRun.Status.COMPLETED, again.reason
+    assert again.flow_request.request_instructions == "Summarize the ticket description: It broke."
+
+
+def test_a_run_another_worker_completed_while_this_one_planned_is_left_alone(owner, monkeypatch):
+    trigger_run = receive(make_operation(owner), zendesk_ticket_created())
+    _during_planning(
+        monkeypatch, lambda: TriggerRun.objects.filter(id=trigger_run.id).update(status=TriggerRun.Status.COMPLETED)
+    )
+
+    processed = process(trigger_run)
+
+    assert (processed.status, processed.flow_run) == (TriggerRun.Status.COMPLETED, None)
+    assert not Flow.objects.exists()
+    assert not FlowRun.objects.exists()
+
+
+def test_a_flow_request_edited_while_it_was_planned_fails_the_run_only(owner, monkeypatch):
+    operation = make_operation(owner)
+    trigger_run = receive(operation, zendesk_ticket_created())
+    _during_planning(monkeypatch, lambda: FlowRequest.objects.update(request_instructions="Something else."))
+
+    processed = process(trigger_run)
+
+    assert processed.status == TriggerRun.Status.FAILED
+    assert processed.reason == (
+        "The flow was not started: The flow request changed while its flow was planned; generate the flow again."
+    )
+    operation.refresh_from_db()
+    assert operation.consecutive_failures == 0  # not the operation's failure
+    assert not FlowRun.objects.exists()
 
 
 # --- The sweeper ----------------------------------------------------------------------------------------------------

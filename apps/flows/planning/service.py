@@ -32,7 +32,7 @@ def catalogue_current() -> Catalogue:
 def plan_request(flow_request: FlowRequest, catalogue: Catalogue, *, instructions: str | None = None) -> PlanDraft:
     """Plans with NEENA_PLANNER; the LLM planner falls back to rules when the model cannot be reached.
 
-    ``instructions``, when given, are planned from instead of the request's own (see ``flow_generate``). Each call
+    ``instructions``, when given, are planned from instead of the request's own (see ``flow_plan``). Each call
     is observed in ``neena_planning_duration_seconds``, by the planner that answered and whether it could plan.
     """
     started = time.perf_counter()

@@ -2,13 +2,13 @@
 
 A worker claims the run (received -> processing) with a conditional UPDATE, so a redelivered or duplicated job does
 nothing. Processing happens in two transactions: the flow request is committed first (so a request the planner
-cannot cover is still there to read and to generate again by hand), then the flow is generated and executed and the
-run completed. An expected failure fails the trigger run with the reason. Only failures of the operation itself
-count against it (a creator who left, a template the planner cannot cover, a definition's broken JSON path, a
-crash): at NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES in a row the operation is set to failed and accepts no more
-deliveries until it is updated; a success resets the count. Failures caused by one event's content (a missing or
-mistyped field, values the flow cannot be planned with) fail that run only: otherwise whoever can send one signed
-event could switch the operation off.
+cannot cover is still there to read and to generate again by hand); then the flow is planned, with no transaction
+open, and saved and executed and the run completed in a second, short one. An expected failure fails the trigger run
+with the reason. Only failures of the operation itself count against it (a creator who left, a template the planner
+cannot cover, a definition's broken JSON path, a crash): at NEENA_WEBHOOK_MAX_CONSECUTIVE_FAILURES in a row the
+operation is set to failed and accepts no more deliveries until it is updated; a success resets the count. Failures
+caused by one event's content (a missing or mistyped field, values the flow cannot be planned with) fail that run
+only: otherwise whoever can send one signed event could switch the operation off.
 """
 
 import logging
@@ -23,11 +23,11 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.core.exceptions import ApplicationError, InputValidationError
+from apps.core.exceptions import ApplicationError, ConflictError, InputValidationError, NotFoundError
 from apps.flows.models import FlowRequest
 from apps.flows.planning.rules import PlanningError
 from apps.flows.planning.service import catalogue_current, plan_request
-from apps.flows.services import flow_generate, flow_request_create
+from apps.flows.services import flow_generated_save, flow_plan, flow_request_create
 from apps.runs.services.execution import flow_execute
 from apps.runs.services.results import ENTITY_ID_KEY, ENTITY_SHORT_NAME_KEY, TRIGGER_RUN_KEY
 from apps.webhooks.events import EventFieldError, EventPathError, event_fields_extract
@@ -45,7 +45,11 @@ class TriggerRunError(Exception):
     """An expected reason for a trigger run to fail; the message is kept as the run's reason."""
 
 
-class EventContentError(TriggerRunError):
+class RunOnlyError(TriggerRunError):
+    """A reason that fails this run only, not counted against the operation."""
+
+
+class EventContentError(RunOnlyError):
     """The run failed because of its event's content, not because of the operation: it fails this run only."""
 
 
@@ -122,26 +126,47 @@ def _flow_request_create(trigger_run: TriggerRun, user: User) -> FlowRequest:
 
 
 def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) -> None:
-    """Generates and executes the flow and completes the trigger run, all or nothing.
+    """Plans the flow, then generates and executes it and completes the trigger run in one short transaction.
 
     The flow is planned from the operation's template (``template_for_planning``): a placeholder whose value is free
     text stands for its event field in the request's metadata, so the event's words reach the steps as data, through
     those bindings, and can neither choose steps nor write a binding of their own; plain values (ids, numbers,
     addresses) are planned from as they are.
+
+    Planning happens before any transaction or lock (the llm planner waits on a model). The plan is then used under
+    the locks of the trigger run and of its operation, only if nothing it was made from changed meanwhile: the run is
+    still this worker's (processing, no flow run), the operation still has the template planned from (else the run
+    starts over, ``_start_over``), and the flow request is as it was (``flow_generated_save``).
     """
     operation = trigger_run.operation
+    if not TriggerRun.objects.filter(id=trigger_run.id, status=Status.PROCESSING, flow_run__isnull=True).exists():
+        return  # another worker got here first (a stalled run put back while its first worker still ran)
+    try:
+        draft = flow_plan(
+            flow_request=flow_request,
+            instructions=template_for_planning(operation.template_body, trigger_run.event_fields),
+        )
+    except InputValidationError as error:
+        raise _PlanRefused(error) from None
     with transaction.atomic():
-        locked = TriggerRun.objects.select_for_update().only("status", "flow_run").get(id=trigger_run.id)
-        if locked.status != Status.PROCESSING or locked.flow_run_id is not None:
-            return  # another worker got here first (a stalled run put back while its first worker still ran)
+        locked = TriggerRun.objects.select_for_update().only("status", "flow_run").filter(id=trigger_run.id).first()
+        if locked is None or locked.status != Status.PROCESSING or locked.flow_run_id is not None:
+            return  # deleted with its operation, or taken by another worker while this one planned
+        template = (
+            WebhookTriggerOperation.objects.select_for_update(no_key=True)
+            .filter(id=operation.id)
+            .values_list("template_body", flat=True)
+            .first()
+        )
+        if template != operation.template_body:
+            _start_over(trigger_run, flow_request)
+            return
         try:
-            flow = flow_generate(
-                user=user,
-                flow_request=flow_request,
-                instructions=template_for_planning(operation.template_body, trigger_run.event_fields),
-            )
+            flow = flow_generated_save(user=user, flow_request=flow_request, draft=draft)
         except InputValidationError as error:
             raise _PlanRefused(error) from None
+        except (ConflictError, NotFoundError) as error:
+            raise RunOnlyError(f"The flow was not started: {error.message}") from None
         flow_run = flow_execute(
             user=user, flow=flow, flow_request=flow_request, triggered_by=trigger_run_triggered_by(operation=operation)
         )
@@ -152,6 +177,18 @@ def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) 
         WebhookTriggerOperation.objects.filter(id=operation.id, consecutive_failures__gt=0).update(
             consecutive_failures=0
         )
+
+
+def _start_over(trigger_run: TriggerRun, flow_request: FlowRequest) -> None:
+    """The operation's template changed while the run's flow was planned: the plan (and the flow request rendered
+    from the old template) no longer say what the operation now asks. The run goes back to received with neither, and
+    is queued again once this commits, so its event is rendered and planned from the current template."""
+    TriggerRun.objects.filter(id=trigger_run.id, status=Status.PROCESSING).update(
+        status=Status.RECEIVED, flow_request=None, event_fields={}, modified_date=timezone.now()
+    )
+    FlowRequest.objects.filter(id=flow_request.id, flow__isnull=True).delete()
+    trigger_run_id = trigger_run.id
+    transaction.on_commit(lambda: send_trigger_run(trigger_run_id))
 
 
 def _planning_failed_because_of_the_event(trigger_run: TriggerRun, flow_request: FlowRequest) -> bool:
@@ -205,7 +242,8 @@ def trigger_run_process(*, trigger_run_id: UUID) -> TriggerRun | None:
     Steps: claim the run; find the operation's creator; extract the event fields, render the template and create the
     flow request (kept even if planning fails); generate and execute the flow; complete the run. Expected failures
     fail the run with the reason (``trigger_run_fail``), counted against the operation unless the event's content
-    was the cause (``EventContentError``, ``_planning_failed_because_of_the_event``). Database errors that may pass
+    was the cause (``EventContentError``, ``_planning_failed_because_of_the_event``) or the run alone was hit
+    (``RunOnlyError``: its flow request changed while it was planned). Database errors that may pass
     put the run back to received and are raised, for the task to retry.
     """
     claimed = TriggerRun.objects.filter(id=trigger_run_id, status=Status.RECEIVED).update(
@@ -226,7 +264,7 @@ def trigger_run_process(*, trigger_run_id: UUID) -> TriggerRun | None:
             if _planning_failed_because_of_the_event(trigger_run, flow_request):
                 raise EventContentError(reason) from None
             raise TriggerRunError(reason) from None
-    except EventContentError as error:
+    except RunOnlyError as error:
         trigger_run_fail(trigger_run=trigger_run, reason=str(error), counts_against_operation=False)
     except (TriggerRunError, ApplicationError) as error:
         trigger_run_fail(trigger_run=trigger_run, reason=_reason(error))
