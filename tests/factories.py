@@ -3,6 +3,7 @@
 from typing import Any
 
 import factory
+from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from apps.accounts.models import Membership, Organization, User
@@ -33,6 +34,16 @@ def personal_organization(user: User) -> Organization:
 
 def add_member(user: User, organization: Organization, role: str = Membership.Role.MEMBER) -> Membership:
     return Membership.objects.create(user=user, organization=organization, role=role)
+
+
+def staff_user(email: str, *permissions: str, organizations: Any = ()) -> User:
+    """An admin user (staff, not superuser) with these model permissions (codenames), a member of these
+    organizations. Made bare, as ``createsuperuser`` makes admins: no personal organization."""
+    user = User.objects.create_user(email, "secret-password", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=permissions))
+    for organization in organizations:
+        add_member(user, organization)
+    return user
 
 
 def task_definition(name: str) -> TaskDefinition:

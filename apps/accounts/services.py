@@ -1,7 +1,9 @@
-"""Account rules: creating users with their personal organization, issuing personal API keys."""
+"""Account rules: creating users with their personal organization, organizations and their approval policy, issuing
+personal API keys."""
 
 import secrets
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -9,7 +11,11 @@ from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, set_token_value
 
 from apps.accounts.models import Membership, Organization, User
-from apps.core.exceptions import ForbiddenError, InputValidationError
+from apps.core.exceptions import ErrorItem, ForbiddenError, InputValidationError
+
+# How long a run may wait for approval at most. Longer is a mistake, not a policy, and a timeout of thousands of years
+# cannot be stored (a duration column holds microseconds in 64 bits) nor added to a date.
+APPROVAL_TIMEOUT_MAX = timedelta(days=365)
 
 
 @transaction.atomic
@@ -54,6 +60,97 @@ def user_create_if_not_exists(*, caller: User, email: str, full_name: str = "", 
     if changed:
         caller.save(update_fields=changed)
     return caller
+
+
+def organization_check(
+    *, name: str, approval_policy: str, approval_timeout: timedelta | None, approval_timeout_action: str
+) -> None:
+    """The rules of an organization's name and approval policy; raises InputValidationError listing every problem.
+
+    The timeout, when set, is positive (zero or less would time every run out the moment it parks) and at most
+    APPROVAL_TIMEOUT_MAX.
+    """
+    problems = []
+    if not name.strip():
+        problems.append(ErrorItem(["body", "name"], "An organization needs a name.", "blank"))
+    if approval_policy not in Organization.ApprovalPolicy.values:
+        problems.append(
+            ErrorItem(["body", "approval_policy"], f"Unknown policy '{approval_policy}'.", "invalid_choice")
+        )
+    if approval_timeout_action not in Organization.ApprovalTimeoutAction.values:
+        problems.append(
+            ErrorItem(
+                ["body", "approval_timeout_action"], f"Unknown action '{approval_timeout_action}'.", "invalid_choice"
+            )
+        )
+    if approval_timeout is not None and not timedelta(0) < approval_timeout <= APPROVAL_TIMEOUT_MAX:
+        problems.append(
+            ErrorItem(
+                ["body", "approval_timeout"],
+                f"The approval timeout must be more than zero and at most {APPROVAL_TIMEOUT_MAX.days} days; leave it "
+                "empty to wait for ever.",
+                "out_of_range",
+            )
+        )
+    if problems:
+        raise InputValidationError(problems)
+
+
+@transaction.atomic
+def organization_create(
+    *,
+    user: User,
+    name: str,
+    approval_policy: str = Organization.ApprovalPolicy.SIDE_EFFECTS,
+    approval_timeout: timedelta | None = None,
+    approval_timeout_action: str = Organization.ApprovalTimeoutAction.CANCEL,
+    forbid_self_approval: bool = False,
+) -> Organization:
+    """Creates a (shared) organization after ``organization_check``; members are added to it afterwards."""
+    organization_check(
+        name=name,
+        approval_policy=approval_policy,
+        approval_timeout=approval_timeout,
+        approval_timeout_action=approval_timeout_action,
+    )
+    return Organization.objects.create(
+        name=name,
+        approval_policy=approval_policy,
+        approval_timeout=approval_timeout,
+        approval_timeout_action=approval_timeout_action,
+        forbid_self_approval=forbid_self_approval,
+        created_by_email=user.email,
+        modified_by_email=user.email,
+    )
+
+
+@transaction.atomic
+def organization_update(
+    *,
+    user: User,
+    organization: Organization,
+    name: str,
+    approval_policy: str,
+    approval_timeout: timedelta | None,
+    approval_timeout_action: str,
+    forbid_self_approval: bool,
+) -> Organization:
+    """Replaces the organization's name and approval policy after ``organization_check``. Runs already waiting keep
+    waiting; the sweeper applies the new timeout to them from its next pass."""
+    organization_check(
+        name=name,
+        approval_policy=approval_policy,
+        approval_timeout=approval_timeout,
+        approval_timeout_action=approval_timeout_action,
+    )
+    organization.name = name
+    organization.approval_policy = approval_policy
+    organization.approval_timeout = approval_timeout
+    organization.approval_timeout_action = approval_timeout_action
+    organization.forbid_self_approval = forbid_self_approval
+    organization.modified_by_email = user.email
+    organization.save()
+    return organization
 
 
 def _validated_scopes(scopes: Iterable[str]) -> list[str]:

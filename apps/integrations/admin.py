@@ -1,25 +1,14 @@
-"""The catalogue in the admin, read-only since ``sync_catalog`` owns it; and the notifications sent, read-only too."""
-
-from typing import Any
+"""The catalogue in the admin, read-only since ``sync_catalog`` owns it (global: no organization owns it); and the
+notifications sent, read-only too, each organization's to its staff."""
 
 from django.contrib import admin
-from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
+from apps.accounts.admin import OrganizationScopedAdmin
+from apps.core.admin import ReadOnlyAdmin
 from apps.integrations.models import Integration, Notification, TaskDefinition, WebhookTriggerDefinition
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Integration)
@@ -46,8 +35,9 @@ NOTIFICATION_FIELDS = ("recipient", "message", "organization", "flow_run", "idem
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
-    """What the core ``Send Notification`` task sent, to whom, and for which run: a record, never edited."""
+class NotificationAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
+    """What the core ``Send Notification`` task sent, to whom, and for which run: a record, never edited; staff who are
+    not superusers see their organizations' only."""
 
     list_display = ["recipient", "message_preview", "organization", "flow_run_link", "created_date"]
     list_filter = ["organization"]

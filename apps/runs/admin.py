@@ -3,7 +3,9 @@ a run's page with its DAG, its steps' prepared parameters and results, and the a
 
 Thin on purpose: decisions go through ``apps.runs.services.approval`` (the functions the API calls); this module
 parses the request, calls them and renders the outcome as admin messages. Runs are made by the engine, so nothing
-here adds, edits or deletes them. Approving and rejecting needs the ``runs.approve_flowrun`` permission.
+here adds, edits or deletes them. Approving and rejecting needs the ``runs.approve_flowrun`` permission, and staff who
+are not superusers see and decide on only their organizations' runs. Results, task runs and the approval audit are
+records, read-only.
 """
 
 import json
@@ -14,7 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.utils import flatten_fieldsets, quote, unquote
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -22,7 +24,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
+from apps.accounts.admin import OrganizationScopedAdmin
 from apps.accounts.models import User
+from apps.core.admin import ReadOnlyAdmin
 from apps.core.exceptions import ApplicationError, ConflictError
 from apps.runs.drawing import DagNode, dag_svg, status_colors
 from apps.runs.models import ApprovalDecision, FlowResult, FlowRun, TaskRun
@@ -184,7 +188,7 @@ def _run_label(flow_run: FlowRun) -> str:
 
 
 @admin.register(FlowRun)
-class FlowRunAdmin(admin.ModelAdmin):
+class FlowRunAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     """Runs, read-only, opening on the ones awaiting approval; approvers decide here with the API's services."""
 
     list_display = [
@@ -223,29 +227,18 @@ class FlowRunAdmin(admin.ModelAdmin):
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return FlowRunChangeList
 
-    # --- Permissions: the engine makes runs; approvers decide on them ------------------------------------------------
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        """Every field shown: the engine and the services write runs, the admin only displays them."""
-        return flatten_fieldsets(self.get_fieldsets(request, obj))
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Never: deleting a run would delete its approval audit too."""
-        return False
+    # --- Permissions: the engine makes runs (ReadOnlyAdmin: never added, changed or deleted here, which would delete
+    # the approval audit too); approvers decide on their organizations' runs (OrganizationScopedAdmin) -------------
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """Viewers, and approvers, who must see what they decide on."""
-        return super().has_view_permission(request, obj) or self.has_approve_permission(request)
+        """Viewers, and approvers, who must see what they decide on; of their organizations' runs only."""
+        may_view = super().has_view_permission(request, obj) or request.user.has_perm(APPROVE_PERMISSION)
+        return may_view and self.is_visible(request, obj)
 
     def has_approve_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        """May approve and reject runs (the ``permissions=["approve"]`` of the actions asks this)."""
-        return request.user.has_perm(APPROVE_PERMISSION)
+        """May approve and reject runs (the ``permissions=["approve"]`` of the actions asks this), ``obj`` if given:
+        the permission, and the run in one of the user's organizations."""
+        return request.user.has_perm(APPROVE_PERMISSION) and self.is_visible(request, obj)
 
     # --- Bulk actions -----------------------------------------------------------------------------------------------
 
@@ -257,19 +250,35 @@ class FlowRunAdmin(admin.ModelAdmin):
     def reject_selected(self, request: HttpRequest, queryset: QuerySet[FlowRun]) -> None:
         self._decide_each(request, queryset, run_reject, "rejected")
 
-    def _selected_runs(self, request: HttpRequest, queryset: QuerySet[FlowRun]) -> QuerySet[FlowRun]:
+    def _selected_runs(self, request: HttpRequest, queryset: QuerySet[FlowRun]) -> list[FlowRun]:
         """The runs the user ticked. Django hands an action only those still matching the list's filters, so a run
         someone else decided meanwhile would silently drop out of the "awaiting approval" view; re-reading the ticked
-        ids reports it as a conflict instead."""
+        ids reports it as a conflict instead. Ids that name no run the user can see (another organization's, or none
+        at all) are reported as not found, the two alike."""
         if request.POST.get("select_across") == "1":
-            return queryset
-        ticked = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
-        return self.get_queryset(request).filter(pk__in=ticked)
+            return list(queryset.select_related("flow").order_by("created_date"))
+        # Each as an id (SelectionCheckedAdmin refused anything else): the same run posted twice counts once.
+        ticked = {self.opts.pk.to_python(value) for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)}
+        flow_runs = list(
+            self.get_queryset(request).filter(pk__in=ticked).select_related("flow").order_by("created_date")
+        )
+        missing = len(ticked) - len(flow_runs)
+        if missing:
+            self.message_user(
+                request,
+                f"{missing} of the selected runs {'was' if missing == 1 else 'were'} not found; nothing was done to "
+                f"{'it' if missing == 1 else 'them'}.",
+                messages.ERROR,
+            )
+        return flow_runs
 
     def _decide_each(self, request: HttpRequest, queryset: QuerySet[FlowRun], decide: Decide, verb: str) -> None:
         """One decision per run, each in its own transaction (the service's); one message per run that failed."""
         decided = []
-        for flow_run in self._selected_runs(request, queryset).select_related("flow").order_by("created_date"):
+        for flow_run in self._selected_runs(request, queryset):
+            if not self.has_approve_permission(request, flow_run):
+                self.message_user(request, f"You may not decide on the {_run_label(flow_run)}.", messages.ERROR)
+                continue
             try:
                 decide(flow_run=flow_run, user=cast(User, request.user))
             except ApplicationError as error:
@@ -312,8 +321,9 @@ class FlowRunAdmin(admin.ModelAdmin):
         the run's page. The service's refusals (403, 409) become error messages."""
         if not self.has_approve_permission(request):
             raise PermissionDenied
+        # Scoped: another organization's run is not found, exactly like an unknown id.
         flow_run = self.get_object(request, unquote(object_id))
-        if flow_run is None:
+        if flow_run is None or not self.has_approve_permission(request, flow_run):
             self.message_user(request, f"No flow run has the id \u201c{object_id}\u201d.", messages.WARNING)
             return HttpResponseRedirect(self._url("changelist"))
         form = DecisionForm(request.POST)
@@ -358,7 +368,7 @@ class FlowRunAdmin(admin.ModelAdmin):
         steps = [_step_view(task_run) for task_run in task_runs]
         nodes = [DagNode(step.task_run.task_operation_index, step.name, step.task_run.status) for step in steps]
         decisions = flow_run.approval_decisions.select_related("task_run")
-        may_decide = self.has_approve_permission(request)
+        may_decide = self.has_approve_permission(request, flow_run)
         return {
             "dag_svg": dag_svg(nodes, edges),
             "steps": steps,
@@ -371,8 +381,60 @@ class FlowRunAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlowResult)
-class FlowResultAdmin(admin.ModelAdmin):
+class FlowResultAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
+    """What runs produced, per integration entity: records, read-only."""
+
     list_display = ["integration_short_name", "integration_entity_id", "flow_run", "created_date"]
     list_filter = ["integration_short_name", "organization"]
     search_fields = ["integration_entity_id", "body"]
-    readonly_fields = ["id", "organization", "flow_run", "trigger_run_id", "created_date", "modified_date"]
+    fields = [
+        "id",
+        "organization",
+        "flow_run",
+        "trigger_run_id",
+        "integration_short_name",
+        "integration_entity_id",
+        "body",
+        "created_date",
+        "modified_date",
+    ]
+
+
+@admin.register(TaskRun)
+class TaskRunAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
+    """Steps of runs, as the engine left them: records, read-only (a run's page shows them in context)."""
+
+    organization_path = "flow_run__organization"
+    list_display = ["__str__", "flow_run", "status", "start_time", "end_time"]
+    list_filter = ["status", "flow_run__organization"]
+    list_select_related = ["flow_run"]
+    search_fields = ["flow_run__id", "error"]
+    fields = [
+        "id",
+        "flow_run",
+        "task_operation",
+        "task_operation_index",
+        "status",
+        "start_time",
+        "end_time",
+        "attempt",
+        "task_prep_prompt",
+        "task_prep_answer",
+        "result",
+        "error",
+        "approved_at",
+        "created_date",
+        "modified_date",
+    ]
+
+
+@admin.register(ApprovalDecision)
+class ApprovalDecisionAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
+    """The approval audit: who decided what on which run, when and why. Never changed, never deleted."""
+
+    organization_path = "flow_run__organization"
+    list_display = ["decision", "decided_by", "flow_run", "created_date"]
+    list_filter = ["decision", "flow_run__organization"]
+    list_select_related = ["flow_run"]
+    search_fields = ["decided_by", "comment", "flow_run__id"]
+    fields = ["id", "flow_run", "task_run", "decision", "decided_by", "comment", "overrides", "created_date"]

@@ -5,6 +5,8 @@ from typing import Any
 from apps.accounts.models import Organization, User
 from apps.flows.models import Flow, FlowRequest
 from apps.flows.services import DependencyDraft, TaskOperationDraft, flow_create, flow_request_create
+from apps.runs.models import FlowRun, TaskRun
+from apps.runs.services.execution import flow_execute, task_run_execute
 from tests.factories import task_definition
 
 
@@ -48,3 +50,28 @@ def diamond(user: User, width: int) -> Flow:
         [step(0, "Format Text", template="start"), *branches, step(join, "Format Text", template=joined)],
         [(0, index) for index in range(1, width + 1)] + [(index, join) for index in range(1, width + 1)],
     )
+
+
+def run_steps(flow_run: FlowRun) -> FlowRun:
+    """Plays the worker in-process: runs the queued steps, then those they ready, until none is left."""
+    queue = list(
+        flow_run.task_runs.filter(status=TaskRun.Status.PENDING, enqueued_at__isnull=False).values_list("id", flat=True)
+    )
+    while queue:
+        queue += [ready.task_run_id for ready in task_run_execute(task_run_id=queue.pop(0)).ready]
+    flow_run.refresh_from_db()
+    return flow_run
+
+
+def waiting_run(owner: User, recipient: str = "ann@example.com", triggered_by: str = "") -> FlowRun:
+    """A run parked before its Send Notification step, its Format Text step done."""
+    flow = make_flow(
+        owner,
+        [step(0, "Format Text", template="Refund approved"), step(1, "Send Notification", f"Tell {recipient}")],
+        [(0, 1)],
+    )
+    flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner), triggered_by=triggered_by)
+    run_steps(flow_run)
+    assert flow_run.status == FlowRun.Status.AWAITING_APPROVAL
+    assert flow_run.approval_status == FlowRun.ApprovalStatus.PENDING
+    return flow_run

@@ -1,25 +1,26 @@
 """The flow run admin: the approval queue, bulk and single approve / reject through the services, the run's page with
 its DAG picture, and who may decide. Django's test client, no worker: steps run in-process where a test needs them.
 
-Personas: ``approver`` (staff with ``runs.approve_flowrun``), ``viewer`` (staff who may only view runs).
+Personas: ``approver`` (staff with ``runs.approve_flowrun``), ``viewer`` (staff who may only view runs), both members
+of the owner's organization: the admin shows staff their organizations' runs only (tests/test_admin_scoping.py).
 """
 
 import re
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
-from apps.accounts.models import Organization, User
+from apps.accounts.models import Organization
 from apps.integrations.models import Notification
 from apps.runs.drawing import DagNode, dag_svg, topological_layers
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.execution import flow_execute
 from tests.factories import FlowRunFactory, chain_flow
-from tests.runs.flows import make_flow, make_request, step
+from tests.factories import staff_user as staff
+from tests.runs.flows import make_flow, make_request, run_steps, step, waiting_run
 
 pytestmark = pytest.mark.django_db
 
@@ -31,13 +32,6 @@ def run_url(flow_run, view="change"):
     return f"{CHANGELIST}{flow_run.id}/{view}/"
 
 
-def staff(email, *permissions):
-    user = User.objects.create_user(email, "secret-password", is_staff=True)
-    for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
-    return user
-
-
 def logged_in(user, **options):
     client = Client(**options)
     client.force_login(user)
@@ -45,13 +39,13 @@ def logged_in(user, **options):
 
 
 @pytest.fixture
-def approver(db):
-    return staff("approver@example.com", "approve_flowrun")
+def approver(organization):
+    return staff("approver@example.com", "approve_flowrun", organizations=[organization])
 
 
 @pytest.fixture
-def viewer(db):
-    return staff("viewer@example.com", "view_flowrun")
+def viewer(organization):
+    return staff("viewer@example.com", "view_flowrun", organizations=[organization])
 
 
 @pytest.fixture
@@ -62,31 +56,6 @@ def approver_client(approver):
 @pytest.fixture
 def viewer_client(viewer):
     return logged_in(viewer)
-
-
-def run_steps(flow_run):
-    """Plays the worker in-process: runs the queued steps, then those they ready, until none is left."""
-    queue = list(
-        flow_run.task_runs.filter(status=TaskRun.Status.PENDING, enqueued_at__isnull=False).values_list("id", flat=True)
-    )
-    while queue:
-        queue += [ready.task_run_id for ready in task_run_execute(task_run_id=queue.pop(0)).ready]
-    flow_run.refresh_from_db()
-    return flow_run
-
-
-def waiting_run(owner, recipient="ann@example.com", triggered_by=""):
-    """A run parked before its Send Notification step, its Format Text step done."""
-    flow = make_flow(
-        owner,
-        [step(0, "Format Text", template="Refund approved"), step(1, "Send Notification", f"Tell {recipient}")],
-        [(0, 1)],
-    )
-    flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner), triggered_by=triggered_by)
-    run_steps(flow_run)
-    assert flow_run.status == FlowRun.Status.AWAITING_APPROVAL
-    assert flow_run.approval_status == FlowRun.ApprovalStatus.PENDING
-    return flow_run
 
 
 def messages_of(response):
@@ -391,7 +360,7 @@ def test_notification_admin_lists_what_was_sent_read_only(approver_client, owner
     approver_client.post(run_url(flow_run, "approve"))
     run_steps(flow_run)
     notification = Notification.objects.get()
-    client = logged_in(staff("support@example.com", "view_notification"))
+    client = logged_in(staff("support@example.com", "view_notification", organizations=[organization]))
 
     listing = client.get("/admin/integrations/notification/")
     detail = client.get(f"/admin/integrations/notification/{notification.id}/change/")

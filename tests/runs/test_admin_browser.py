@@ -19,10 +19,11 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-from apps.accounts.models import User
+from apps.accounts.models import Organization, User
 from apps.integrations.models import Notification
 from apps.runs.models import FlowRun
 from apps.runs.services.execution import flow_execute
+from tests.factories import add_member
 from tests.runs.flows import make_flow, make_request, step
 from tests.workers import wait_for
 
@@ -66,9 +67,11 @@ def browser(tmp_path: Path):
 
 
 @pytest.fixture
-def approver(transactional_db: None) -> User:
+def approver(transactional_db: None, organization: Organization) -> User:
+    """Staff with the approve permission, a member of the owner's organization (the admin shows its runs only)."""
     user = User.objects.create_user("approver@example.com", PASSWORD, is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="approve_flowrun"))
+    add_member(user, organization)
     return user
 
 

@@ -86,6 +86,25 @@ def _config_addresses_check(integration: Integration, config: dict[str, Any]) ->
         raise InputValidationError(problems)
 
 
+def credential_check(
+    *,
+    integration: UUID | None = None,
+    integration_short_name: str | None = None,
+    api_key: str | None = None,
+    credentials: dict[str, Any] | None = None,
+    config: dict[str, Any] | None = None,
+) -> tuple[Integration, dict[str, Any]]:
+    """The rules ``credential_upsert`` applies before writing, for callers that report them before saving (the
+    admin's form): the integration exists and takes a secret handed over directly, the config's addresses are usable,
+    and there is a secret. Returns the integration and the secret fields to store."""
+    resolved = _integration_resolve(integration_id=integration, integration_short_name=integration_short_name)
+    _config_addresses_check(resolved, config or {})
+    secrets = {**(credentials or {}), **({"api_key": api_key} if api_key else {})}
+    if not secrets:
+        raise InputValidationError.single(["body", "api_key"], "Give the api_key (or credentials) to store.", "missing")
+    return resolved, secrets
+
+
 @transaction.atomic
 def credential_upsert(
     *,
@@ -102,11 +121,13 @@ def credential_upsert(
     ``api_key`` is shorthand for ``credentials={"api_key": ...}``; the two are merged.
     """
     target = organization_for_write(user=user, organization_id=organization)
-    resolved = _integration_resolve(integration_id=integration, integration_short_name=integration_short_name)
-    _config_addresses_check(resolved, config or {})
-    secrets = {**(credentials or {}), **({"api_key": api_key} if api_key else {})}
-    if not secrets:
-        raise InputValidationError.single(["body", "api_key"], "Give the api_key (or credentials) to store.", "missing")
+    resolved, secrets = credential_check(
+        integration=integration,
+        integration_short_name=integration_short_name,
+        api_key=api_key,
+        credentials=credentials,
+        config=config,
+    )
     credential, _ = IntegrationCredential.objects.select_for_update().get_or_create(
         organization=target,
         integration=resolved,

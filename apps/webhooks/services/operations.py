@@ -72,6 +72,16 @@ def _check_given_secret(*, signing_secret: str, definition: WebhookTriggerDefini
         )
 
 
+def trigger_operation_check(
+    *, definition: WebhookTriggerDefinition, template_body: str, signing_secret: str | None = None
+) -> None:
+    """The rules create and update apply before writing, for callers that report them before saving (the admin's
+    form): the template names only the definition's event fields, and a secret given fits its signature scheme."""
+    _check_template(template_body=template_body, definition=definition)
+    if signing_secret:
+        _check_given_secret(signing_secret=signing_secret, definition=definition)
+
+
 def trigger_operation_secret(*, operation: WebhookTriggerOperation) -> str:
     """The operation's signing secret in clear ("" when it has none); raises DecryptionError when no configured key
     opens it."""
@@ -101,9 +111,8 @@ def trigger_operation_create(
     Slack's and Zendesk's; else a new one); returns it with the secret in clear, shown once (reads never return it)."""
     target = organization_for_write(user=user, organization_id=organization)
     definition = _definition_resolve(definition_id=webhook_trigger_definition)
-    _check_template(template_body=template_body, definition=definition)
+    trigger_operation_check(definition=definition, template_body=template_body, signing_secret=signing_secret)
     if signing_secret:
-        _check_given_secret(signing_secret=signing_secret, definition=definition)
         secret, ciphertext = signing_secret, encrypt_json({SECRET_FIELD: signing_secret})
     else:
         secret, ciphertext = _new_secret(scheme=definition.signature_scheme)
@@ -136,7 +145,9 @@ def trigger_operation_update(
     Updating a failed operation reactivates it (status active unless the update names another), and every update
     clears the count of failures in a row: the update is how the owner says the cause was dealt with.
     """
-    _check_template(template_body=template_body, definition=operation.webhook_trigger_definition)
+    trigger_operation_check(
+        definition=operation.webhook_trigger_definition, template_body=template_body, signing_secret=signing_secret
+    )
     if status is None:
         status = Status.ACTIVE if operation.status == Status.FAILED else operation.status
     operation.consecutive_failures = 0
@@ -144,7 +155,6 @@ def trigger_operation_update(
     operation.template_body = template_body
     operation.status = status
     if signing_secret:
-        _check_given_secret(signing_secret=signing_secret, definition=operation.webhook_trigger_definition)
         operation.signing_secret_ciphertext = encrypt_json({SECRET_FIELD: signing_secret})
     operation.modified_by_email = user.email
     operation.save()
