@@ -39,7 +39,7 @@ class NeenaAutoSchema(AutoSchema):
             codes["404"] = ErrorSerializer
         # A state conflict, a database integrity conflict, an Idempotency-Key whose first request still runs, or (on
         # flows/generate) a request that changed while its flow was planned (flow_request_changed).
-        if self.method in ("POST", "PUT", "DELETE"):
+        if self.method in ("POST", "PUT", "DELETE") or action == "generate":
             codes["409"] = ErrorSerializer
         if self.method in ("POST", "PUT"):
             codes["413"] = ErrorSerializer
