@@ -24,6 +24,7 @@ def manager(organization):
         "view_organization",
         "change_organization",
         "view_membership",
+        "add_membership",
         "change_membership",
         organizations=[organization],
     )
@@ -113,3 +114,24 @@ def test_a_superuser_adds_an_organization_through_the_service(organization):
     team = Organization.objects.get(name="Support team")
     assert (team.approval_timeout, team.created_by_email) == (timedelta(days=7), superuser.email)
     assert Membership.objects.get(organization=team).user == superuser
+
+
+def test_staff_cannot_make_a_user_they_cannot_see_a_member(manager, organization, outsider):
+    client = logged_in(manager)
+    url = f"{ORGANIZATIONS}{organization.id}/change/"
+    form = policy_form(client.get(url))
+    added = form["memberships-TOTAL_FORMS"]
+    form.update(
+        {
+            "memberships-TOTAL_FORMS": added + 1,
+            f"memberships-{added}-user": str(outsider.id),
+            f"memberships-{added}-role": "member",
+        }
+    )
+
+    response = client.post(url, form)
+
+    assert response.status_code == 200
+    (inline,) = response.context["inline_admin_formsets"]
+    assert "user" in inline.formset.forms[added].errors
+    assert not Membership.objects.filter(user=outsider, organization=organization).exists()

@@ -10,9 +10,11 @@ import json
 import uuid
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.test import Client
 
 from apps.accounts.models import User
+from apps.core.exceptions import InputValidationError
 from apps.flows.models import Dependency, Flow, TaskOperation
 from tests.factories import chain_flow, shared_organization, staff_user, task_definition
 from tests.runs.flows import make_flow, step
@@ -181,3 +183,32 @@ def test_a_superuser_outside_the_organization_sees_the_flow_read_only(organizati
     assert post.status_code == 403
     flow.refresh_from_db()
     assert flow.name != "Renamed"
+
+
+def test_a_refusal_at_save_time_rolls_back_and_is_reported_not_a_500(editor_client, organization, monkeypatch):
+    """The form's check passed, then the service refused (as after a concurrent change): nothing is kept."""
+
+    def refuse(**arguments):
+        Flow.objects.create(organization=organization, name="half-written")
+        raise InputValidationError.single(["body", "task_operations"], "Changed meanwhile.", "conflict")
+
+    monkeypatch.setattr("apps.flows.admin.flow_create", refuse)
+
+    response = editor_client.post(f"{FLOWS}add/", flow_form(organization), follow=True)
+
+    assert response.status_code == 200
+    assert "Nothing was saved: body.task_operations: Changed meanwhile." in [
+        str(message) for message in response.context["messages"]
+    ]
+    assert not Flow.objects.exists()
+
+
+def test_deleting_a_flow_goes_through_the_service(editor, editor_client, organization):
+    editor.user_permissions.add(Permission.objects.get(codename="delete_flow"))
+    flow = chain_flow(organization)
+
+    response = editor_client.post(f"{FLOWS}{flow.id}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Flow.objects.exists()
+    assert not TaskOperation.objects.exists()
