@@ -7,7 +7,6 @@ import threading
 from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
-import httpx
 import pytest
 from django.db import connection
 from django.test import override_settings
@@ -17,6 +16,7 @@ from django.utils import timezone
 from apps.credentials.encryption import decrypt_json, encrypt_json
 from apps.credentials.models import IntegrationCredential, SpentOAuth2State
 from apps.credentials.services.oauth2 import OAuth2Error, credential_refresh_if_expiring
+from apps.integrations import egress
 from tests.fakes.oauth_provider import FakeOAuthProvider
 
 pytestmark = pytest.mark.django_db
@@ -70,8 +70,6 @@ def test_authorize_url_carries_client_redirect_scopes_state_and_pkce(api, provid
     assert len(query["code_challenge"]) == 43 and query["state"]
 
 
-# fixed on branch tokens
-@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_code_exchange_stores_the_tokens_encrypted(api, owner, provider):
     response = _connect(api, provider)
 
@@ -89,8 +87,6 @@ def test_code_exchange_stores_the_tokens_encrypted(api, owner, provider):
     assert token_request["form"]["redirect_uri"] == REDIRECT
 
 
-# fixed on branch tokens
-@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_the_state_is_single_use_and_bound_to_the_user(api, teammate_api, provider):
     _, query = _authorize(api)
     provider.grant_code("code-1", query["code_challenge"])
@@ -123,8 +119,6 @@ def test_forged_or_expired_state_is_refused(api, provider):
     assert expired.json()["detail"][0]["type"] == "state_expired"
 
 
-# fixed on branch tokens
-@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_a_refused_code_is_422_and_stores_nothing(api, provider):
     _, query = _authorize(api)
 
@@ -155,8 +149,6 @@ def test_authorize_url_needs_an_oauth2_integration_with_a_client(api, provider):
     assert api.get("/api/v1/integration_credentials/oauth2/authorize_url").status_code == 422
 
 
-# fixed on branch tokens
-@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_tokens_refresh_before_they_expire(api, provider):
     _connect(api, provider)
     credential = IntegrationCredential.objects.get()
@@ -177,8 +169,6 @@ def test_tokens_refresh_before_they_expire(api, provider):
     assert len(provider.state.requests) == 2
 
 
-# fixed on branch tokens
-@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_a_refused_refresh_marks_the_credential_broken(api, provider):
     _connect(api, provider)
     provider.state.refresh_tokens.clear()
@@ -194,8 +184,6 @@ def test_a_refused_refresh_marks_the_credential_broken(api, provider):
     assert "Refreshing the Slack token failed" in listed["status_reason"]
 
 
-# fixed on branch tokens
-@pytest.mark.network_in_transaction_allowed("fixed on branch tokens")
 def test_deleting_revokes_the_token(api, provider):
     credential_id = _connect(api, provider).json()["id"]
 
@@ -271,13 +259,13 @@ def _expire(credential_id, at):
 def test_no_provider_call_happens_inside_a_database_transaction(api, provider, monkeypatch):
     """Exchange, refresh and revoke: each call to the provider finds no transaction open (and so no lock held)."""
     in_transaction = []
-    real_post = httpx.post
+    real_request = egress.request
 
-    def post(url, **kwargs):
+    def request(method, url, **kwargs):
         in_transaction.append((url.rsplit("/", 1)[-1], connection.in_atomic_block))
-        return real_post(url, **kwargs)
+        return real_request(method, url, **kwargs)
 
-    monkeypatch.setattr("apps.credentials.services.oauth2.httpx.post", post)
+    monkeypatch.setattr("apps.credentials.services.oauth2.egress.request", request)
 
     credential_id = _connect(api, provider).json()["id"]
     credential_refresh_if_expiring(credential=_expire(credential_id, timezone.now()))
