@@ -317,6 +317,9 @@ def test_a_step_asks_the_model_and_calls_its_service_with_no_transaction_open(ow
     guard (tests/network_guard.py) fails this test if either is made inside one."""
     model = FakeOpenAI()
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    # The fake model is on loopback, which a user's base_url may reach only when allow-listed (the egress guard).
+    allow_loopback = override_settings(NEENA_HTTP_ALLOWLIST=["127.0.0.1"])
+    allow_loopback.enable()
     credential_upsert(
         user=owner, integration_short_name="llm", api_key="sk-test", config={"base_url": model.base_url, "model": "m"}
     )
@@ -330,6 +333,7 @@ def test_a_step_asks_the_model_and_calls_its_service_with_no_transaction_open(ow
             task_run_execute(task_run_id=_step_run(flow_run, 0).id)
     finally:
         model.stop()
+        allow_loopback.disable()
 
     task_run = _step_run(flow_run, 0)
     assert (task_run.status, task_run.error) == (TaskRun.Status.COMPLETED, "")
