@@ -131,13 +131,28 @@ class ClientErrorFilter(logging.Filter):
         return True
 
 
+class RoutineBeatFilter(logging.Filter):
+    """Demotes beat's "Scheduler: Sending due task" line, written for every periodic job, to DEBUG; beat's start-up
+    and its errors stay as they are. NeenaTask logs each job once where it runs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Scheduler: Sending due task"):
+            record.levelno = logging.DEBUG
+            record.levelname = logging.getLevelName(logging.DEBUG)
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
 def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     """Django's LOGGING: one console handler on the root logger with the structured formatter."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"structured": {"()": "apps.core.structured_logs.formatter", "log_format": log_format}},
-        "filters": {"client_error": {"()": "apps.core.structured_logs.ClientErrorFilter"}},
+        "filters": {
+            "client_error": {"()": "apps.core.structured_logs.ClientErrorFilter"},
+            "routine_beat": {"()": "apps.core.structured_logs.RoutineBeatFilter"},
+        },
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
@@ -147,11 +162,11 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             "httpx": {"level": "WARNING"},
             "httpx2": {"level": "WARNING"},
             "httpcore": {"level": "WARNING"},
-            # Celery's "received", "succeeded" and beat's "sending due task" lines repeat what NeenaTask logs once
-            # per job (with its duration and request id); failures are still logged, at ERROR.
+            # Celery's "received" and "succeeded" lines, and beat's "sending due task", repeat what NeenaTask logs
+            # once per job (with its duration and request id); failures are still logged, at ERROR.
             "celery.worker.strategy": {"level": "WARNING"},
             "celery.app.trace": {"level": "WARNING"},
-            "celery.beat": {"level": "WARNING"},
+            "celery.beat": {"filters": ["routine_beat"]},
             # django-axes announces its configuration at every start; its lockout warnings are kept.
             "axes.apps": {"level": "WARNING"},
         },

@@ -33,5 +33,21 @@ def test_a_sweep_that_acted_logs_its_counts_at_info(caplog, monkeypatch):
 def test_celery_does_not_repeat_the_line_per_job():
     from django.conf import settings
 
-    for name in ("celery.worker.strategy", "celery.app.trace", "celery.beat"):
+    for name in ("celery.worker.strategy", "celery.app.trace"):
         assert settings.LOGGING["loggers"][name]["level"] == "WARNING"
+    assert settings.LOGGING["loggers"]["celery.beat"]["filters"] == ["routine_beat"]
+
+
+def test_beat_keeps_its_start_line_and_drops_its_per_job_line():
+    from apps.core.structured_logs import RoutineBeatFilter
+
+    beat = logging.getLogger("celery.beat")
+    due = logging.LogRecord("celery.beat", logging.INFO, "", 0, "Scheduler: Sending due task %s (%s)", ("a", "b"), None)
+    start = logging.LogRecord("celery.beat", logging.INFO, "", 0, "beat: Starting...", (), None)
+    previous = beat.level
+    beat.setLevel(logging.INFO)
+    try:
+        assert RoutineBeatFilter().filter(due) is False
+        assert RoutineBeatFilter().filter(start) is True
+    finally:
+        beat.setLevel(previous)
