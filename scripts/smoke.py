@@ -810,7 +810,8 @@ class Smoke:
 
     def check_logs(self) -> None:
         """No "Traceback" and no secret in any log; no 5xx in gunicorn's access log."""
-        access_line = re.compile(r'^\S+ \S+ \S+ \[[^\]]+\] "[^"]*" (\d{3}) ')
+        # gunicorn.conf.py's format: address [time] "METHOD /path" status ... (never the query string).
+        access_line = re.compile(r'^\S+ \[[^\]]+\] "([^"]*)" (\d{3}) ')
         secrets_used = {
             "the API key": self.api.key,
             "the metrics token": self.environment["NEENA_METRICS_TOKEN"],
@@ -824,8 +825,11 @@ class Smoke:
                 problems.append(f"a traceback in {log.name}")
             problems += [f"{what} in {log.name}" for what, secret in secrets_used.items() if secret and secret in text]
             if log.name == "web.log":
-                answers = [(int(m[1]), line) for line in text.splitlines() if (m := access_line.match(line))]
+                matches = [(m, line) for line in text.splitlines() if (m := access_line.match(line))]
+                answers = [(int(m[2]), line) for m, line in matches]
                 errors = [line for status, line in answers if status >= 500]
+                if any("?" in m[1] for m, _ in matches):
+                    problems.append("a query string in web.log's access log")
                 if not answers:  # a changed log format must not pass this check unread
                     problems.append("no access log line recognised in web.log")
                 if errors:
