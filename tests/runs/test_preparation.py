@@ -126,6 +126,16 @@ def test_overrides_are_coerced_and_audited():
         parameters_override(answer, definition, {"nope": 1})
 
 
+def test_overrides_keep_a_prepared_parameter_the_definition_no_longer_declares():
+    """The catalogue may redeclare a task while a step waits; approving then answered 500 (a KeyError)."""
+    definition = task_definition("Summarize Text")
+    answer = {"parameters": [{"name": "recipient", "value": "ann@example.com"}, {"name": "text", "value": "t"}]}
+
+    new_answer, _ = parameters_override(answer, definition, {"max_sentences": 2})
+
+    assert [p["name"] for p in new_answer["parameters"]] == ["text", "max_sentences", "recipient"]
+
+
 # --- the llm preparer ------------------------------------------------------------------------------------------
 
 
