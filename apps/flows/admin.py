@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 
 from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
@@ -8,17 +9,24 @@ from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
 AUDIT = ["id", "created_date", "modified_date", "created_by_email", "modified_by_email"]
 
 
-class TaskOperationInline(admin.TabularInline):
-    model = TaskOperation
+class LatestVersionInline(admin.TabularInline):
+    """A flow's rows of its latest version only (each version has its own)."""
+
     extra = 0
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(flow_version=F("flow__latest_version"))
+
+
+class TaskOperationInline(LatestVersionInline):
+    model = TaskOperation
     fields = ["index", "sorted_index", "name", "task_definition", "instruction", "parameters"]
     readonly_fields = ["sorted_index"]
     autocomplete_fields = ["task_definition"]
 
 
-class DependencyInline(admin.TabularInline):
+class DependencyInline(LatestVersionInline):
     model = Dependency
-    extra = 0
     fields = ["source_task_operation", "target_task_operation", "instruction"]
 
 

@@ -60,7 +60,7 @@ def flow_runs_rendered(flow_runs: Sequence[ListedRun]) -> list[Any]:
     with _lock:
         cached = {key: _rendered[key] for key in keys.values() if key in _rendered}
     fresh_ids = [flow_run.id for flow_run in flow_runs if keys.get(flow_run.id) not in cached]
-    fresh = list(FlowRun.objects.filter(id__in=fresh_ids)) if fresh_ids else []
+    fresh = list(FlowRun.objects.filter(id__in=fresh_ids).select_related("flow_version")) if fresh_ids else []
     prefetch_related_objects(fresh, task_runs_prefetch())
     data = dict(zip((flow_run.id for flow_run in fresh), FlowRunSerializer(fresh, many=True).data, strict=True))
     renderer = ORJSONRenderer()

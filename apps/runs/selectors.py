@@ -26,7 +26,12 @@ TASK_RUNS_ATTRIBUTE = "task_runs_in_order"
 
 
 def flow_run_list_for_user(*, user: User) -> QuerySet[FlowRun]:
-    return FlowRun.objects.filter(organization_id__in=organization_ids_for_user(user=user)).order_by(*NEWEST_FIRST)
+    """The caller's runs, with the flow version each executes (joined: answers show its number)."""
+    return (
+        FlowRun.objects.filter(organization_id__in=organization_ids_for_user(user=user))
+        .select_related("flow_version")
+        .order_by(*NEWEST_FIRST)
+    )
 
 
 def flow_run_list_with_task_runs_for_user(*, user: User) -> QuerySet[FlowRun]:

@@ -31,10 +31,15 @@ class TaskRunSerializer(AttributeModelSerializer):
 class FlowRunPreviewSerializer(AttributeModelSerializer):
     """A run without its task runs, for light lists."""
 
+    flow_version = serializers.IntegerField(
+        source="flow_version.number", help_text="The number of the flow version the run executes."
+    )
+
     class Meta:
         model = FlowRun
         fields = [
             "flow",
+            "flow_version",
             "flow_request",
             "status",
             "approval_status",

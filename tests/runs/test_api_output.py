@@ -32,12 +32,15 @@ class PlainTaskRunSerializer(serializers.ModelSerializer):
 
 
 class PlainFlowRunPreviewSerializer(serializers.ModelSerializer):
+    flow_version = serializers.IntegerField(source="flow_version.number")
+
     class Meta:
         model = FlowRun
         fields = FlowRunPreviewSerializer.Meta.fields
 
 
 class PlainFlowRunSerializer(serializers.ModelSerializer):
+    flow_version = serializers.IntegerField(source="flow_version.number")
     task_runs = PlainTaskRunSerializer(many=True)
 
     class Meta:
