@@ -25,6 +25,7 @@ class TaskRunSerializer(AttributeModelSerializer):
             "result",
             "error",
             "attempt",
+            "approved_step",
         ]
 
 

@@ -51,7 +51,8 @@ def run_cancel(*, flow_run: FlowRun, user: User, reason: str = "") -> FlowRun:
 def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
     """Re-runs the failed steps and those after them, as the run's own flow version has them (also when the flow was
     edited or deleted since); completed steps keep their results. The steps' tasks and the run's request are checked
-    again first (``run_references_check``)."""
+    again first (``run_references_check``), and an approval given before is not carried over: a side effect asks
+    for a new one."""
     locked = FlowRun.objects.select_for_update().select_related("flow", "flow_request").get(id=flow_run.id)
     if locked.status != FlowRun.Status.FAILED:
         raise ConflictError(f"Only a failed run can be retried; this one is {locked.status}.", code="not_failed")
@@ -76,6 +77,7 @@ def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
         end_time=None,
         enqueued_at=None,
         approved_at=None,
+        approved_step={},
         lease_expires_at=None,
         modified_date=now,
     )

@@ -24,12 +24,13 @@ from apps.accounts.models import Organization, User
 from apps.core.exceptions import ConflictError, InputValidationError, Location
 from apps.core.metrics import record_step_ended, record_step_started
 from apps.core.storable_text import json_storable, storable
-from apps.credentials.services.access import credential_for_step
+from apps.credentials.services.access import credential_approved_for_step, credential_for_step
 from apps.flows.models import Flow, FlowRequest, FlowVersion, TaskOperation
-from apps.integrations.execution import TaskContext, TaskError, TransientTaskError, task_call
-from apps.integrations.models import TaskDefinition
+from apps.integrations.execution import CredentialAccess, TaskContext, TaskError, TransientTaskError, task_call
+from apps.integrations.models import Integration, TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep, queue_for, send_steps
+from apps.runs.services.approved_steps import approved_step_problem, prepared_values
 from apps.runs.services.memory import STEP_OUTPUTS, RunMemory
 from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
 from apps.runs.services.readiness import StepOutcome, flow_run_advance, flow_run_finish, ready_after
@@ -365,7 +366,13 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
 
     prepared: dict[str, Any] = {}
     if task_run.approved_at:
-        values = {parameter["name"]: parameter["value"] for parameter in task_run.task_prep_answer["parameters"]}
+        values = prepared_values(task_run.task_prep_answer)
+        # A step approved before approvals recorded what they fixed (apps/runs/migrations/0004) has no record.
+        problem = task_run.approved_step and approved_step_problem(
+            task_run=task_run, definition=definition, values=values
+        )
+        if problem:
+            return end(Status.PREPARING, status=Status.FAILED, error=problem)
     else:
         try:
             preparation = step_prepare_configured(_step_inputs(task_run, memory))
@@ -408,11 +415,7 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
         return end(since, **prepared, **changes)
 
     try:
-        credential = credential_for_step(
-            organization_id=flow_run.organization_id,
-            integration=definition.integration,
-            triggered_by=flow_run.triggered_by,
-        )
+        credential = _credential(task_run, definition.integration)
     except TaskError as error:
         return outcome(status=Status.FAILED, error=str(error))
     context = TaskContext(
@@ -439,6 +442,28 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
         message = f"Unexpected error in '{definition.task_name}': {type(error).__name__}: {error}"
         return outcome(status=Status.FAILED, error=message)
     return outcome(status=Status.COMPLETED, result=result, error="")
+
+
+def _credential(task_run: TaskRun, integration: Integration) -> CredentialAccess | None:
+    """The credential the step runs with: the one its approval fixed (or none, if it fixed none), else the one the
+    run's organization has for the integration now."""
+    flow_run = task_run.flow_run
+    if not task_run.approved_step or integration.auth_type == Integration.AuthType.NONE:
+        return credential_for_step(
+            organization_id=flow_run.organization_id, integration=integration, triggered_by=flow_run.triggered_by
+        )
+    approved = task_run.approved_step["credential"]
+    if approved is None:
+        raise TaskError(
+            f"No usable {integration.name} credential was there when the step was approved, so it does not run with "
+            "one found since. Retry the run to approve it again."
+        )
+    return credential_approved_for_step(
+        organization_id=flow_run.organization_id,
+        integration=integration,
+        credential_id=UUID(approved["id"]),
+        owner_email=approved["owner_email"],
+    )
 
 
 def _retry_or_fail(
