@@ -125,6 +125,7 @@ def seed(owner_email: str) -> tuple[str, str]:
         FlowRun(
             organization=organization,
             flow=run_flow,
+            flow_version=run_flow.latest_version,
             flow_request=flow_request_create(
                 user=owner,
                 request_instructions=f"Summarise ticket {number} and draft a reply.",

@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Membership, Organization, User
 from apps.accounts.services import user_create
-from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
+from apps.flows.models import Dependency, Flow, FlowRequest, FlowVersion, TaskOperation
 from apps.integrations.models import TaskDefinition, WebhookTriggerDefinition
 from apps.runs.models import FlowResult, FlowRun, TaskRun
 from apps.webhooks.models import WebhookTriggerOperation
@@ -56,6 +56,8 @@ def trigger_definition(name: str) -> WebhookTriggerDefinition:
 
 
 class FlowFactory(factory.django.DjangoModelFactory):
+    """A flow with an empty version 1 (add steps with ``TaskOperationFactory``, which puts them in the latest)."""
+
     class Meta:
         model = Flow
 
@@ -63,12 +65,20 @@ class FlowFactory(factory.django.DjangoModelFactory):
     created_by_email = "factory@example.com"
     modified_by_email = "factory@example.com"
 
+    @classmethod
+    def _create(cls, model_class: type[Flow], *args: Any, **kwargs: Any) -> Flow:
+        flow = super()._create(model_class, *args, **kwargs)
+        flow.latest_version = FlowVersion.objects.create(flow=flow, number=1, created_by_email=flow.created_by_email)
+        flow.save(update_fields=["latest_version"])
+        return flow
+
 
 class TaskOperationFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = TaskOperation
 
     flow = factory.SubFactory(FlowFactory)
+    flow_version = factory.LazyAttribute(lambda operation: operation.flow.latest_version)
     task_definition = factory.LazyFunction(lambda: task_definition("Format Text"))
     name = factory.Sequence(lambda n: f"Step {n}")
     instruction = "Say hello"
@@ -82,7 +92,12 @@ def chain_flow(organization: Organization, steps: int = 2, **kwargs: Any) -> Flo
     for index in range(steps):
         TaskOperationFactory(flow=flow, index=index, parameters={"template": f"step {index}"})
         if index:
-            Dependency.objects.create(flow=flow, source_task_operation=index - 1, target_task_operation=index)
+            Dependency.objects.create(
+                flow=flow,
+                flow_version=flow.latest_version,
+                source_task_operation=index - 1,
+                target_task_operation=index,
+            )
     return flow
 
 
@@ -103,6 +118,7 @@ class FlowRunFactory(factory.django.DjangoModelFactory):
         skip_postgeneration_save = True
 
     flow = factory.LazyAttribute(lambda run: chain_flow(run.organization))
+    flow_version = factory.LazyAttribute(lambda run: run.flow.latest_version)
     flow_request = factory.LazyAttribute(lambda run: FlowRequestFactory(organization=run.organization, flow=run.flow))
     status = FlowRun.Status.COMPLETED
     triggered_time = factory.LazyFunction(timezone.now)
@@ -111,7 +127,7 @@ class FlowRunFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def task_runs(self, create: bool, extracted: Any, **kwargs: Any) -> None:
         if create:
-            for operation in self.flow.task_operations.all():
+            for operation in self.flow_version.task_operations.all():
                 TaskRun.objects.create(
                     flow_run=self,
                     task_operation=operation,

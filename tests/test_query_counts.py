@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.flows.models import FlowVersion
 from apps.runs.models import TaskRun
 from tests.factories import (
     FlowFactory,
@@ -29,6 +30,8 @@ LIST_BASELINES = {
     "/api/v1/flow_runs/preview": (FlowRunFactory, 2),
     "/api/v1/webhook_trigger_operations/all": (WebhookTriggerOperationFactory, 2),
 }
+# Lists whose rows hang under one object (a flow's versions): the object's check, then the page.
+NESTED_LIST_BASELINES = {"/api/v1/flows/versions?flow_id={flow_id}": 3}
 
 
 def _count(api, url):
@@ -49,6 +52,16 @@ def test_list_query_count_is_fixed(api, organization, url):
     assert _count(api, url) == first == expected
 
 
+@pytest.mark.parametrize("url", list(NESTED_LIST_BASELINES))
+def test_nested_list_query_count_is_fixed(api, owner, organization, url):
+    flow = chain_flow(organization, steps=2)
+    first = _count(api, url.format(flow_id=flow.id))
+    for number in range(2, 6):
+        FlowVersion.objects.create(flow=flow, number=number, created_by=owner)
+
+    assert _count(api, url.format(flow_id=flow.id)) == first == NESTED_LIST_BASELINES[url]
+
+
 def test_catalogue_lists_are_fixed(api):
     assert _count(api, "/api/v1/task_definitions/all?limit=1000") == 2
     assert _count(api, "/api/v1/integrations/all") == 2
@@ -61,6 +74,9 @@ def test_detail_query_counts(api, organization):
     result = FlowResultFactory(organization=organization, flow_run=run)
 
     assert _count(api, f"/api/v1/flows/?id={flow.id}") == 4
+    assert _count(api, f"/api/v1/flows/?id={flow.id}&version=1") == 5
+    # The flow's check, then each version with its steps and edges (three queries whatever their numbers of steps).
+    assert _count(api, f"/api/v1/flows/diff?flow_id={flow.id}&from=1&to=1") == 5
     assert _count(api, f"/api/v1/flow_runs/?id={run.id}") == 3
     assert _count(api, f"/api/v1/flow_runs/with_flow_result?id={run.id}") == 4
     assert (

@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from apps.accounts.admin import OrganizationScopedAdmin
-from apps.accounts.models import Organization
+from apps.accounts.models import Organization, User
 from apps.accounts.selectors import organization_for_write, organization_list_for_user
 from apps.core.admin import CheckedJSONField, ReadOnlyAdmin, ServiceAdmin, ServiceForm
 from apps.flows.models import Flow, FlowRequest
@@ -141,11 +141,11 @@ class FlowAdmin(OrganizationScopedAdmin, ServiceAdmin):
         return format_html("<pre>{}</pre>", json.dumps(_edges_as_input(flow), indent=2, ensure_ascii=False))
 
     def delete_model(self, request: HttpRequest, obj: Flow) -> None:
-        flow_delete(flow=obj)
+        flow_delete(user=cast(User, request.user), flow=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Flow]) -> None:
         for flow in queryset:
-            flow_delete(flow=flow)
+            flow_delete(user=cast(User, request.user), flow=flow)
 
 
 @admin.register(FlowRequest)

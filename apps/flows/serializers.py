@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from apps.core.serializers import StrictInputSerializer
 from apps.core.validators import reject_nul_characters
-from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
+from apps.flows.models import Dependency, Flow, FlowRequest, FlowVersion, TaskOperation
 from apps.flows.services import DependencyDraft, TaskOperationDraft
 
 # A guard against accidental giants; real flows have tens of steps.
@@ -47,6 +47,8 @@ FLOW_FIELDS = [
     "organization",
     "planner",
     "planning_notes",
+    "version",
+    "latest_version",
     *AUDIT_FIELDS,
 ]
 
@@ -166,13 +168,115 @@ class DependencySerializer(serializers.ModelSerializer):
 
 
 class FlowSerializer(serializers.ModelSerializer):
-    task_operations = TaskOperationSerializer(many=True)
-    dependencies = DependencySerializer(many=True)
+    # The steps and edges are those of the version shown (Flow.shown_version): the latest, or the one asked for.
+    task_operations = TaskOperationSerializer(many=True, source="shown_version.task_operations")
+    dependencies = DependencySerializer(many=True, source="shown_version.dependencies")
     planning_notes = serializers.ListField(child=serializers.CharField(), read_only=True)
+    version = serializers.IntegerField(
+        source="shown_version.number",
+        help_text="The number of the version shown: the latest unless ?version= names one.",
+    )
+    latest_version = serializers.IntegerField(
+        source="latest_version.number", help_text="The number of the flow's newest version, which new runs execute."
+    )
 
     class Meta:
         model = Flow
         fields = FLOW_FIELDS
+
+
+class FlowReadQuerySerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The flow's id.")
+    version = serializers.IntegerField(
+        required=False, min_value=1, max_value=2**31 - 1, help_text="A version number; the latest when left out."
+    )
+
+
+class FlowVersionsQuerySerializer(serializers.Serializer):
+    flow_id = serializers.UUIDField()
+
+
+class FlowDiffQuerySerializer(serializers.Serializer):
+    flow_id = serializers.UUIDField()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "from" is a Python keyword, so these two cannot be declared as class attributes.
+        fields = super().get_fields()
+        fields["from"] = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="The older version.")
+        fields["to"] = serializers.IntegerField(min_value=1, max_value=2**31 - 1, help_text="The newer version.")
+        return fields
+
+
+class FlowVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = FlowVersion
+        fields = ["number", "created_date", "created_by_email", "summary", "id", "flow"]
+
+
+class ValueChangeSerializer(serializers.Serializer):
+    before = serializers.JSONField(allow_null=True)
+    after = serializers.JSONField(allow_null=True)
+
+
+class OperationContentSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    task_definition = serializers.UUIDField()
+    name = serializers.CharField()
+    instruction = serializers.CharField()
+    x = serializers.FloatField(allow_null=True)
+    y = serializers.FloatField(allow_null=True)
+    parameters = serializers.DictField(child=serializers.JSONField(allow_null=True))
+
+
+class ParameterDiffSerializer(serializers.Serializer):
+    added = serializers.DictField(child=serializers.JSONField(allow_null=True))
+    removed = serializers.DictField(child=serializers.JSONField(allow_null=True))
+    changed = serializers.DictField(child=ValueChangeSerializer())
+
+
+class OperationChangeSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    parameters = ParameterDiffSerializer()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # "fields" is the Serializer's own attribute, so this one cannot be declared as a class attribute.
+        fields = super().get_fields()
+        changed = serializers.DictField(
+            child=ValueChangeSerializer(), help_text="task_definition, name, instruction, x, y: those that changed."
+        )
+        return {"index": fields["index"], "fields": changed, "parameters": fields["parameters"]}
+
+
+class OperationsDiffSerializer(serializers.Serializer):
+    added = OperationContentSerializer(many=True)
+    removed = OperationContentSerializer(many=True)
+    changed = OperationChangeSerializer(many=True)
+
+
+class EdgeSerializer(serializers.Serializer):
+    source_task_operation = serializers.IntegerField()
+    target_task_operation = serializers.IntegerField()
+    instruction = serializers.CharField()
+
+
+class EdgeChangeSerializer(serializers.Serializer):
+    source_task_operation = serializers.IntegerField()
+    target_task_operation = serializers.IntegerField()
+    instruction = ValueChangeSerializer()
+
+
+class DependenciesDiffSerializer(serializers.Serializer):
+    added = EdgeSerializer(many=True)
+    removed = EdgeSerializer(many=True)
+    changed = EdgeChangeSerializer(many=True)
+
+
+class FlowDiffSerializer(serializers.Serializer):
+    flow_id = serializers.UUIDField()
+    from_version = serializers.IntegerField()
+    to_version = serializers.IntegerField()
+    task_operations = OperationsDiffSerializer(help_text="Steps matched by index.")
+    dependencies = DependenciesDiffSerializer()
 
 
 class FlowRequestIdQuerySerializer(serializers.Serializer):

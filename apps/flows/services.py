@@ -1,4 +1,9 @@
-"""Flow and flow-request rules: validated DAGs saved in one transaction, scoped to organizations."""
+"""Flow and flow-request rules: validated DAGs saved in one transaction, scoped to organizations.
+
+A flow's steps and edges are saved as an immutable version: creating a flow makes version 1, and an update that
+changes any step, edge or binding makes the next one (``apps.flows.versions`` compares them). Deleting a flow or a
+flow request only marks it deleted, so the runs that executed it keep their history.
+"""
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,10 +18,11 @@ from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import ConflictError, ErrorItem, InputValidationError, NotFoundError
 from apps.flows import bindings
 from apps.flows.dag import ancestors, topological_order, validate_dag
-from apps.flows.models import Dependency, Flow, FlowRequest, TaskOperation
+from apps.flows.models import Dependency, Flow, FlowRequest, FlowVersion, TaskOperation
 from apps.flows.planning.rules import PlanDraft, PlanningError
 from apps.flows.planning.service import catalogue_current, plan_request
 from apps.flows.selectors import flow_list_for_user
+from apps.flows.versions import content_of, diff_is_empty, diff_summary, first_version_summary, version_diff
 from apps.integrations.datatypes import coerce
 from apps.integrations.models import TaskDefinition
 
@@ -211,58 +217,57 @@ def flow_request_update(
 
 
 @transaction.atomic
-def flow_request_delete(*, flow_request: FlowRequest) -> None:
-    flow_request.delete()
+def flow_request_delete(*, user: User, flow_request: FlowRequest) -> None:
+    """Marks the request deleted: gone from lists and reads, while the runs made for it keep it as their history."""
+    flow_request.deleted_at = timezone.now()
+    flow_request.modified_by_email = user.email
+    flow_request.save(update_fields=["deleted_at", "modified_by_email", "modified_date"])
 
 
-def _save_steps(
+def _version_create(
     *,
     user: User,
     flow: Flow,
+    number: int,
+    summary: str,
     task_operations: Sequence[TaskOperationDraft],
     dependencies: Sequence[DependencyDraft],
     order: list[int],
-) -> None:
-    """Writes the steps (updated in place by index, so run history keeps pointing at them) and the edges."""
+) -> FlowVersion:
+    """Writes a new version with its steps and edges (never changed afterwards) and makes it the flow's latest."""
+    version = FlowVersion.objects.create(
+        flow=flow,
+        number=number,
+        summary=summary,
+        created_by=user,
+        created_by_email=user.email,
+        modified_by_email=user.email,
+    )
     sorted_position = {index: position for position, index in enumerate(order)}
-    now = timezone.now()
-    existing = {operation.index: operation for operation in TaskOperation.objects.filter(flow=flow)}
-    to_create: list[TaskOperation] = []
-    to_update: list[TaskOperation] = []
-    for draft in task_operations:
-        operation = existing.pop(draft.index, None) or TaskOperation(
-            flow=flow, index=draft.index, created_by_email=user.email
-        )
-        operation.task_definition_id = draft.task_definition
-        operation.name = draft.name
-        operation.instruction = draft.instruction
-        operation.x, operation.y = draft.x, draft.y
-        operation.parameters = draft.parameters
-        operation.sorted_index = sorted_position[draft.index]
-        operation.modified_by_email = user.email
-        operation.modified_date = now
-        (to_update if operation.created_date else to_create).append(operation)
-    TaskOperation.objects.filter(id__in=[operation.id for operation in existing.values()]).delete()
-    TaskOperation.objects.bulk_update(
-        to_update,
+    TaskOperation.objects.bulk_create(
         [
-            "task_definition",
-            "name",
-            "instruction",
-            "x",
-            "y",
-            "parameters",
-            "sorted_index",
-            "modified_by_email",
-            "modified_date",
+            TaskOperation(
+                flow_version=version,
+                flow=flow,
+                index=draft.index,
+                sorted_index=sorted_position[draft.index],
+                task_definition_id=draft.task_definition,
+                name=draft.name,
+                instruction=draft.instruction,
+                x=draft.x,
+                y=draft.y,
+                parameters=draft.parameters,
+                created_by_email=user.email,
+                modified_by_email=user.email,
+            )
+            for draft in task_operations
         ],
         batch_size=500,
     )
-    TaskOperation.objects.bulk_create(to_create, batch_size=500)
-    Dependency.objects.filter(flow=flow).delete()
     Dependency.objects.bulk_create(
         [
             Dependency(
+                flow_version=version,
                 flow=flow,
                 source_task_operation=draft.source_task_operation,
                 target_task_operation=draft.target_task_operation,
@@ -274,6 +279,8 @@ def _save_steps(
         ],
         batch_size=500,
     )
+    flow.latest_version = version
+    return version
 
 
 @transaction.atomic
@@ -285,13 +292,22 @@ def flow_create(
     dependencies: Sequence[DependencyDraft] = (),
     organization: UUID | None = None,
 ) -> Flow:
-    """Validates the DAG and saves the flow with its steps and edges in one transaction."""
+    """Validates the DAG and saves the flow with version 1 (its steps and edges) in one transaction."""
     target = organization_for_write(user=user, organization_id=organization)
     _, order = flow_validate(task_operations=task_operations, dependencies=dependencies)
     flow = Flow.objects.create(
         organization=target, name=name, created_by_email=user.email, modified_by_email=user.email
     )
-    _save_steps(user=user, flow=flow, task_operations=task_operations, dependencies=dependencies, order=order)
+    _version_create(
+        user=user,
+        flow=flow,
+        number=1,
+        summary=first_version_summary(content_of(task_operations, dependencies)),
+        task_operations=task_operations,
+        dependencies=dependencies,
+        order=order,
+    )
+    flow.save(update_fields=["latest_version", "modified_date"])
     return flow
 
 
@@ -305,21 +321,55 @@ def flow_update(
     dependencies: Sequence[DependencyDraft] = (),
     organization: UUID | None = None,
 ) -> Flow:
-    """Replaces the flow's name, steps and edges (PUT semantics) after the same validation as creation."""
-    target = organization_for_write(user=user, organization_id=organization or flow.organization_id)
-    _, order = flow_validate(task_operations=task_operations, dependencies=dependencies)
-    flow.organization = target
+    """Replaces the flow's name, steps and edges (PUT semantics) after the same validation as creation.
+
+    Steps: the organization may be named but never changed (422); the draft is validated; the flow's row is locked,
+    so concurrent updates make consecutive versions; a draft whose steps, edges or bindings differ from the latest
+    version's becomes the next version, with a summary of the change. A change of the name alone makes no version.
+    """
+    if organization is not None and organization != flow.organization_id:
+        raise InputValidationError.single(
+            ["body", "organization"], "A flow's organization cannot change.", "organization_immutable"
+        )
+    organization_for_write(user=user, organization_id=flow.organization_id)
+    definitions, order = flow_validate(task_operations=task_operations, dependencies=dependencies)
+    flow = Flow.objects.select_for_update(of=("self",)).select_related("latest_version").get(id=flow.id)
+    if flow.deleted_at is not None:
+        raise NotFoundError("Flow not found.")
+    latest = flow.current_version
+    diff = version_diff(
+        content_of(latest.task_operations.all(), latest.dependencies.all()), content_of(task_operations, dependencies)
+    )
+    if not diff_is_empty(diff):
+        names = {str(definition.id): definition.task_name for definition in definitions.values()}
+        names.update(
+            (str(definition_id), task_name)
+            for definition_id, task_name in latest.task_operations.values_list(
+                "task_definition_id", "task_definition__task_name"
+            )
+        )
+        _version_create(
+            user=user,
+            flow=flow,
+            number=latest.number + 1,
+            summary=diff_summary(diff, names),
+            task_operations=task_operations,
+            dependencies=dependencies,
+            order=order,
+        )
     flow.name = name
     flow.modified_by_email = user.email
-    flow.save()
-    _save_steps(user=user, flow=flow, task_operations=task_operations, dependencies=dependencies, order=order)
+    flow.save(update_fields=["name", "latest_version", "modified_by_email", "modified_date"])
     return flow
 
 
 @transaction.atomic
-def flow_delete(*, flow: Flow) -> None:
-    """Deletes the flow with its steps and edges; a flow that runs still refer to answers 409 (protected)."""
-    flow.delete()
+def flow_delete(*, user: User, flow: Flow) -> None:
+    """Marks the flow deleted: gone from lists and reads, and it can no longer run; its versions, runs, task runs,
+    results and approval audit stay, and runs already started go on executing their version."""
+    flow.deleted_at = timezone.now()
+    flow.modified_by_email = user.email
+    flow.save(update_fields=["deleted_at", "modified_by_email", "modified_date"])
 
 
 def _layout(step_count: int, edges: Sequence[tuple[int, int]]) -> list[tuple[float, float]]:
@@ -374,7 +424,7 @@ def flow_generated_save(*, user: User, flow_request: FlowRequest, draft: PlanDra
     moved to another organization meanwhile is a 409 (``flow_request_changed``), since the plan no longer describes
     it. A planned flow that fails validation (a task definition removed meanwhile) is refused with a 422.
     """
-    current = FlowRequest.objects.select_for_update().filter(id=flow_request.id).first()
+    current = FlowRequest.objects.select_for_update().filter(id=flow_request.id, deleted_at__isnull=True).first()
     if current is None:
         raise NotFoundError("Flow request not found.")
     if _planned_from(current) != _planned_from(flow_request):

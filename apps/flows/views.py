@@ -1,4 +1,5 @@
-"""``/api/v1/flow_requests/`` and ``/api/v1/flows/``: read, create, update (``id`` in the body), delete, list."""
+"""``/api/v1/flow_requests/`` and ``/api/v1/flows/``: read, create, update (``id`` in the body), delete, list; a flow's
+versions and the diff of two."""
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -12,16 +13,29 @@ from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
 from apps.flows import services
 from apps.flows.models import Flow, FlowRequest
-from apps.flows.selectors import flow_and_request_for_user, flow_list_with_steps_for_user, flow_request_list_for_user
+from apps.flows.selectors import (
+    flow_and_request_for_user,
+    flow_at_version_for_user,
+    flow_list_with_steps_for_user,
+    flow_request_list_for_user,
+    flow_version_list_for_user,
+    flow_versions_for_user,
+)
 from apps.flows.serializers import (
+    FlowDiffQuerySerializer,
+    FlowDiffSerializer,
     FlowInputSerializer,
+    FlowReadQuerySerializer,
     FlowRequestIdQuerySerializer,
     FlowRequestInputSerializer,
     FlowRequestSerializer,
     FlowRequestUpdateInputSerializer,
     FlowSerializer,
     FlowUpdateInputSerializer,
+    FlowVersionSerializer,
+    FlowVersionsQuerySerializer,
 )
+from apps.flows.versions import content_of, version_diff
 from apps.idempotency.decorators import idempotent
 from apps.runs.selectors import flow_run_list_with_task_runs_for_user
 from apps.runs.serializers import ExecuteQuerySerializer, FlowRunSerializer
@@ -34,7 +48,10 @@ from apps.runs.services.execution import flow_execute
     create=extend_schema(summary="Create a flow request", request=FlowRequestInputSerializer),
     update=extend_schema(summary="Update a flow request", request=FlowRequestUpdateInputSerializer),
     destroy=extend_schema(
-        summary="Remove a flow request", parameters=[IdQuerySerializer], responses=FlowRequestSerializer
+        summary="Remove a flow request",
+        description="The request disappears from lists and reads; runs made for it keep it as their history.",
+        parameters=[IdQuerySerializer],
+        responses=FlowRequestSerializer,
     ),
 )
 class FlowRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringViewSet):
@@ -63,20 +80,36 @@ class FlowRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Query
     def destroy(self, request: Request) -> Response:
         flow_request = self.get_object()
         body = FlowRequestSerializer(flow_request).data
-        services.flow_request_delete(flow_request=flow_request)
+        services.flow_request_delete(user=self.user, flow_request=flow_request)
         return Response(body)
 
 
 @extend_schema_view(
     list=extend_schema(summary="Read all flows"),
-    retrieve=extend_schema(summary="Read a flow", parameters=[IdQuerySerializer]),
+    retrieve=extend_schema(
+        summary="Read a flow",
+        description="The latest version, or with ?version=N that version (404 when the flow has none such).",
+        parameters=[FlowReadQuerySerializer],
+    ),
     create=extend_schema(
         summary="Create a flow",
-        description="Task operations and dependencies are validated as a DAG; every problem is listed in the 422.",
+        description="Task operations and dependencies are validated as a DAG; every problem is listed in the 422. "
+        "The flow starts at version 1.",
         request=FlowInputSerializer,
     ),
-    update=extend_schema(summary="Update a flow", request=FlowUpdateInputSerializer),
-    destroy=extend_schema(summary="Remove a flow", parameters=[IdQuerySerializer], responses=FlowSerializer),
+    update=extend_schema(
+        summary="Update a flow",
+        description="A change of the steps, edges or bindings makes a new version (runs already made keep theirs); "
+        "a change of the name alone does not. The organization cannot change (422).",
+        request=FlowUpdateInputSerializer,
+    ),
+    destroy=extend_schema(
+        summary="Remove a flow",
+        description="The flow disappears from lists and reads and cannot run again; its runs, their steps, results "
+        "and approvals stay readable through the run endpoints.",
+        parameters=[IdQuerySerializer],
+        responses=FlowSerializer,
+    ),
 )
 class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringViewSet):
     serializer_class = FlowSerializer
@@ -88,6 +121,11 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
 
     def _render(self, flow: Flow) -> Response:
         return Response(FlowSerializer(self.get_queryset().get(id=flow.id)).data)
+
+    def retrieve(self, request: Request) -> Response:
+        query = parse_query(FlowReadQuerySerializer, request)
+        flow = flow_at_version_for_user(user=self.user, flow_id=query["id"], number=query.get("version"))
+        return Response(FlowSerializer(flow).data)
 
     @idempotent()
     def create(self, request: Request) -> Response:
@@ -105,8 +143,40 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
     def destroy(self, request: Request) -> Response:
         flow = self.get_object()
         body = FlowSerializer(flow).data
-        services.flow_delete(flow=flow)
+        services.flow_delete(user=self.user, flow=flow)
         return Response(body)
+
+    @extend_schema(
+        summary="Read a flow's versions",
+        description="Newest first: each version's number, when and by whom it was made, and what it changed.",
+        parameters=[FlowVersionsQuerySerializer],
+        responses=FlowVersionSerializer(many=True),
+    )
+    @action(detail=False, methods=["get"], url_path="versions")
+    def versions(self, request: Request) -> Response:
+        flow_id = parse_query(FlowVersionsQuerySerializer, request)["flow_id"]
+        page = self.paginate_queryset(flow_version_list_for_user(user=self.user, flow_id=flow_id))
+        return Response(FlowVersionSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Compare two versions of a flow",
+        description="The steps added, removed and changed (fields and parameters, matched by index) and the edges "
+        "added, removed and changed from version `from` to version `to`.",
+        parameters=[FlowDiffQuerySerializer],
+        responses=FlowDiffSerializer,
+    )
+    @action(detail=False, methods=["get"], url_path="diff")
+    def diff(self, request: Request) -> Response:
+        query = parse_query(FlowDiffQuerySerializer, request)
+        numbers = (query["from"], query["to"])
+        versions = flow_versions_for_user(user=self.user, flow_id=query["flow_id"], numbers=numbers)
+        before, after = (versions[number] for number in numbers)
+        diff = version_diff(
+            content_of(before.task_operations.all(), before.dependencies.all()),
+            content_of(after.task_operations.all(), after.dependencies.all()),
+        )
+        body = {"flow_id": query["flow_id"], "from_version": numbers[0], "to_version": numbers[1], **diff}
+        return Response(FlowDiffSerializer(body).data)
 
     @extend_schema(
         summary="Generate a flow from a flow request",

@@ -364,7 +364,7 @@ class FlowRunAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     def _run_context(self, request: HttpRequest, flow_run: FlowRun) -> dict[str, Any]:
         """The DAG picture, the steps, the approval audit, and the decision form when this user may decide now."""
         task_runs = list(flow_run.task_runs.select_related("task_operation__task_definition"))
-        edges = list(flow_run.flow.dependencies.values_list("source_task_operation", "target_task_operation"))
+        edges = list(flow_run.flow_version.dependencies.values_list("source_task_operation", "target_task_operation"))
         steps = [_step_view(task_run) for task_run in task_runs]
         nodes = [DagNode(step.task_run.task_operation_index, step.name, step.task_run.status) for step in steps]
         decisions = flow_run.approval_decisions.select_related("task_run")

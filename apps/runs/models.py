@@ -10,6 +10,8 @@ class FlowRun(OwnedModel):
 
     ``status``: pending -> in_progress -> (awaiting_approval) -> completed | failed | cancelled.
     ``approval_status``: null (nothing to approve) | pending | approved | rejected.
+    ``flow_version`` is what the run executes, fixed when it is created: editing or deleting the flow afterwards
+    changes nothing of it (``flow`` is that version's flow).
     """
 
     class Status(models.TextChoices):
@@ -26,6 +28,7 @@ class FlowRun(OwnedModel):
         REJECTED = "rejected", "Rejected"
 
     flow = models.ForeignKey("flows.Flow", on_delete=models.PROTECT, related_name="runs")
+    flow_version = models.ForeignKey("flows.FlowVersion", on_delete=models.PROTECT, related_name="runs")
     flow_request = models.ForeignKey("flows.FlowRequest", on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING)
     # null, not "": the documented API reports null when there is nothing to approve.
@@ -61,6 +64,9 @@ class TaskRun(BaseModel):
 
     ``status``: pending -> preparing -> (awaiting_approval) -> in_progress -> completed | failed | cancelled | skipped.
     ``task_prep_prompt`` holds the messages describing the step; ``task_prep_answer`` the prepared ``parameters``.
+    ``task_operation`` is the step of the run's flow version (immutable; null only for task runs whose step an edit
+    removed before flows had versions). ``approved_step`` is what an approval fixed (see
+    ``apps.runs.services.approved_steps``): the step runs exactly that, or fails.
     """
 
     class Status(models.TextChoices):
@@ -75,7 +81,7 @@ class TaskRun(BaseModel):
 
     flow_run = models.ForeignKey(FlowRun, on_delete=models.CASCADE, related_name="task_runs")
     task_operation = models.ForeignKey(
-        "flows.TaskOperation", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        "flows.TaskOperation", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     task_operation_index = models.PositiveIntegerField()
     status = models.CharField(max_length=32, choices=Status.choices, default=Status.PENDING)
@@ -92,6 +98,12 @@ class TaskRun(BaseModel):
     enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When a job for the step was last queued.")
     approved_at = models.DateTimeField(
         null=True, blank=True, help_text="Set when the step's side effect was approved; it then runs as prepared."
+    )
+    approved_step = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the approval fixed: task definition, integration, credential and parameters, with their "
+        "fingerprint. Empty when not approved.",
     )
 
     TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.SKIPPED)
@@ -143,6 +155,9 @@ class ApprovalDecision(BaseModel):
     comment = models.TextField(blank=True, default="")
     overrides = models.JSONField(
         default=list, blank=True, help_text="[{name, old_value, new_value}] for each parameter the approver changed."
+    )
+    approved_step = models.JSONField(
+        default=dict, blank=True, help_text="What the decision approved for the step (the task run's approved_step)."
     )
 
     class Meta:

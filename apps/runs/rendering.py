@@ -62,7 +62,11 @@ def flow_runs_rendered(flow_runs: Sequence[ListedRun]) -> list[Any]:
     with _lock:
         cached = {key: _rendered[key] for key in keys.values() if key in _rendered}
     fresh_ids = [flow_run.id for flow_run in flow_runs if keys.get(flow_run.id) not in cached]
-    fresh = list(flow_runs_with_task_run_totals(FlowRun.objects.filter(id__in=fresh_ids))) if fresh_ids else []
+    fresh = (
+        list(flow_runs_with_task_run_totals(FlowRun.objects.filter(id__in=fresh_ids).select_related("flow_version")))
+        if fresh_ids
+        else []
+    )
     prefetch_related_objects(fresh, listed_task_runs_prefetch())
     rendered = ListedFlowRunSerializer(fresh, many=True).data
     data = dict(zip((flow_run.id for flow_run in fresh), rendered, strict=True))

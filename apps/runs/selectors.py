@@ -38,9 +38,10 @@ TASK_RUN_ENGINE_COLUMNS = (
 )
 # Where the selectors below put each run's task runs: a plain list, in step order.
 TASK_RUNS_ATTRIBUTE = "task_runs_in_order"
-# The task-run fields that can be large (a prompt grows with every earlier step's result, a result may be 256 KiB):
-# in lists, each is embedded only up to NEENA_LIST_TASK_RUN_FIELD_CHARS characters of JSON.
-LARGE_TASK_RUN_FIELDS = ("task_prep_prompt", "task_prep_answer", "result")
+# The task-run fields that can be large (a prompt grows with every earlier step's result, a result may be 256 KiB,
+# an approved step holds the prepared parameters): in lists, each is embedded only up to
+# NEENA_LIST_TASK_RUN_FIELD_CHARS characters of JSON.
+LARGE_TASK_RUN_FIELDS = ("task_prep_prompt", "task_prep_answer", "result", "approved_step")
 
 
 def listed_attribute(field_name: str) -> str:
@@ -54,7 +55,12 @@ def size_attribute(field_name: str) -> str:
 
 
 def flow_run_list_for_user(*, user: User) -> QuerySet[FlowRun]:
-    return FlowRun.objects.filter(organization_id__in=organization_ids_for_user(user=user)).order_by(*NEWEST_FIRST)
+    """The caller's runs, with the flow version each executes (joined: answers show its number)."""
+    return (
+        FlowRun.objects.filter(organization_id__in=organization_ids_for_user(user=user))
+        .select_related("flow_version")
+        .order_by(*NEWEST_FIRST)
+    )
 
 
 def flow_runs_with_task_run_totals(flow_runs: QuerySet[FlowRun]) -> QuerySet[FlowRun]:

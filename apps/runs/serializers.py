@@ -35,6 +35,7 @@ class TaskRunSerializer(AttributeModelSerializer):
             "error",
             "attempt",
             "omitted_fields",
+            "approved_step",
         ]
 
     omitted_fields = serializers.SerializerMethodField(
@@ -51,6 +52,7 @@ class ListedTaskRunSerializer(TaskRunSerializer):
     task_prep_prompt = serializers.JSONField(source=listed_attribute("task_prep_prompt"))
     task_prep_answer = serializers.JSONField(source=listed_attribute("task_prep_answer"))
     result = serializers.JSONField(source=listed_attribute("result"), allow_null=True)
+    approved_step = serializers.JSONField(source=listed_attribute("approved_step"), allow_null=True)
 
     class Meta(TaskRunSerializer.Meta):
         pass
@@ -63,10 +65,15 @@ class ListedTaskRunSerializer(TaskRunSerializer):
 class FlowRunPreviewSerializer(AttributeModelSerializer):
     """A run without its task runs, for light lists."""
 
+    flow_version = serializers.IntegerField(
+        source="flow_version.number", help_text="The number of the flow version the run executes."
+    )
+
     class Meta:
         model = FlowRun
         fields = [
             "flow",
+            "flow_version",
             "flow_request",
             "status",
             "approval_status",

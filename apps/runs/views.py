@@ -179,7 +179,8 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     @action(detail=False, methods=["get"], url_path="all_for_flow_id")
     def all_for_flow_id(self, request: Request) -> Response:
         flow_id = parse_query(FlowIdQuerySerializer, request)["flow_id"]
-        if not flow_list_for_user(user=self.user).filter(id=flow_id).exists():
+        # A deleted flow's runs stay readable here: they are its history.
+        if not flow_list_for_user(user=self.user, include_deleted=True).filter(id=flow_id).exists():
             raise NotFoundError("Flow not found.")
         page = self.paginate_queryset(flow_runs_listed(flow_run_list_for_user(user=self.user).filter(flow_id=flow_id)))
         return Response(flow_runs_rendered(page or []))

@@ -8,7 +8,7 @@ from django.utils import timezone
 from apps.accounts.models import Organization
 from apps.credentials.encryption import encrypt_json
 from apps.credentials.models import IntegrationCredential
-from apps.credentials.services.access import credential_for_step
+from apps.credentials.services.access import credential_approved_for_step, credential_choice, credential_for_step
 from apps.credentials.services.credentials import credential_upsert
 from apps.integrations.execution import TaskError
 from apps.integrations.models import Integration
@@ -34,6 +34,23 @@ def test_the_trigger_users_own_credential_comes_first(owner, teammate, organizat
 
     assert access.credential_id == mine.id and access.secrets == {"api_key": "owner-key"}
     assert other.secrets == {"api_key": "mate-key"}  # the newest, for a trigger without a user
+
+
+def test_the_approved_credential_is_found_only_in_the_runs_organization(owner, organization, outsider):
+    mine = credential_upsert(user=owner, integration_short_name="trello", api_key="owner-key")
+    theirs = credential_upsert(user=outsider, integration_short_name="trello", api_key="outsider-key")
+
+    chosen = credential_choice(organization_id=organization.id, integration=_trello(), triggered_by=owner.email)
+    access = credential_approved_for_step(
+        organization_id=organization.id, integration=_trello(), credential_id=mine.id, owner_email=owner.email
+    )
+
+    assert chosen == mine
+    assert access.secrets == {"api_key": "owner-key"}
+    with pytest.raises(TaskError, match=r"credential approved for this step \(outsider@example\.com.s\) was deleted"):
+        credential_approved_for_step(
+            organization_id=organization.id, integration=_trello(), credential_id=theirs.id, owner_email=outsider.email
+        )
 
 
 def test_no_credential_and_broken_credentials_are_named(owner, organization):

@@ -133,11 +133,12 @@ def test_templates_may_read_upstream_steps_and_the_request(owner):
     assert flow.task_operations.count() == 3
 
 
-def test_update_keeps_rows_of_kept_indices_and_replaces_edges(owner):
+def test_an_update_makes_a_new_version_and_leaves_the_old_one_as_it_was(owner):
     flow = flow_create(
         user=owner, name="F", task_operations=[_step(0), _step(1), _step(2)], dependencies=[DependencyDraft(0, 1)]
     )
-    kept = TaskOperation.objects.get(flow=flow, index=0).id
+    first = flow.latest_version
+    before = list(TaskOperation.objects.filter(flow_version=first).values())
 
     flow_update(
         user=owner, flow=flow, name="G", task_operations=[_step(0), _step(1)], dependencies=[DependencyDraft(1, 0)]
@@ -145,11 +146,15 @@ def test_update_keeps_rows_of_kept_indices_and_replaces_edges(owner):
 
     flow.refresh_from_db()
     assert flow.name == "G"
-    assert TaskOperation.objects.get(flow=flow, index=0).id == kept
-    assert list(TaskOperation.objects.filter(flow=flow).values_list("index", "sorted_index")) == [(0, 1), (1, 0)]
-    assert list(Dependency.objects.filter(flow=flow).values_list("source_task_operation", "target_task_operation")) == [
-        (1, 0)
-    ]
+    assert flow.latest_version.number == 2
+    assert list(TaskOperation.objects.filter(flow_version=first).values()) == before
+    assert list(
+        Dependency.objects.filter(flow_version=first).values_list("source_task_operation", "target_task_operation")
+    ) == [(0, 1)]
+    assert list(flow.task_operations.values_list("index", "sorted_index")) == [(0, 1), (1, 0)]
+    assert list(flow.dependencies.values_list("source_task_operation", "target_task_operation")) == [(1, 0)]
+    assert flow.latest_version.summary == "Step 2 removed; edge 1 -> 0 added; edge 0 -> 1 removed."
+    assert flow.latest_version.created_by == owner
 
 
 def test_an_invalid_update_changes_nothing(owner):
@@ -161,6 +166,7 @@ def test_an_invalid_update_changes_nothing(owner):
     flow.refresh_from_db()
     assert flow.name == "F"
     assert flow.task_operations.count() == 2
+    assert flow.versions.count() == 1
 
 
 def test_a_foreign_organization_is_refused_like_an_unknown_one(owner, outsider_organization):

@@ -37,6 +37,8 @@ class PlainTaskRunSerializer(serializers.ModelSerializer):
 
 
 class PlainFlowRunPreviewSerializer(serializers.ModelSerializer):
+    flow_version = serializers.IntegerField(source="flow_version.number")
+
     class Meta:
         model = FlowRun
         fields = FlowRunPreviewSerializer.Meta.fields
@@ -45,6 +47,7 @@ class PlainFlowRunPreviewSerializer(serializers.ModelSerializer):
 class PlainFlowRunSerializer(serializers.ModelSerializer):
     """Every task run, counted in Python."""
 
+    flow_version = serializers.IntegerField(source="flow_version.number")
     task_runs = PlainTaskRunSerializer(many=True)
     task_runs_total = serializers.SerializerMethodField()
     task_runs_truncated = serializers.SerializerMethodField()

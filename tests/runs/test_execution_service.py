@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Organization
 from apps.credentials.services.credentials import credential_upsert
+from apps.flows.models import TaskOperation
 from apps.integrations.execution import TransientTaskError
 from apps.integrations.models import Notification
 from apps.runs.models import FlowRun, TaskRun
@@ -302,14 +303,23 @@ def test_a_join_below_a_failed_branch_ends_the_run_when_the_other_branch_complet
     assert FlowRun.objects.get(id=flow_run.id).status == FlowRun.Status.FAILED  # not left to the sweeper
 
 
-def test_a_step_removed_by_an_edit_of_the_flow_is_queued_to_fail(owner, organization):
+def test_a_step_whose_operation_an_edit_removed_before_versions_is_queued_to_fail(owner, organization):
+    """Before flows had versions, an edit deleted steps under runs (the task run's link was set to null); such task
+    runs may still be around after the migration."""
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
     flow_run = _run(owner, [step(0, "Format Text", template="a"), step(1, "Format Text", template="b")], [(0, 1)])
     memory = RunMemory(flow_run)
-    flow_run.flow.task_operations.filter(index=1).delete()
+    legacy = _step_run(flow_run, 1)
+    TaskRun.objects.filter(id=legacy.id).update(task_operation=None)
+    TaskOperation.objects.filter(flow_version=flow_run.flow_version, index=1).delete()
 
-    ready = memory.ready_step(1, _step_run(flow_run, 1).id)
+    ready = memory.ready_step(1, legacy.id)
+    task_run_execute(task_run_id=_step_run(flow_run, 0).id)
+    task_run_execute(task_run_id=legacy.id)
 
-    assert ready.queue == settings.NEENA_ORCHESTRATION_QUEUE  # its job then fails it: "Step removed."
+    assert ready.queue == settings.NEENA_ORCHESTRATION_QUEUE
+    legacy.refresh_from_db()
+    assert (legacy.status, legacy.error) == (TaskRun.Status.FAILED, "Step removed.")
 
 
 def test_a_step_asks_the_model_and_calls_its_service_with_no_transaction_open(owner, organization):

@@ -151,6 +151,16 @@ def test_an_override_of_another_type_is_refused_not_converted(name, value, messa
     assert raised.value.name == name
 
 
+def test_overrides_keep_a_prepared_parameter_the_definition_no_longer_declares():
+    """The catalogue may redeclare a task while a step waits; approving then answered 500 (a KeyError)."""
+    definition = task_definition("Summarize Text")
+    answer = {"parameters": [{"name": "recipient", "value": "ann@example.com"}, {"name": "text", "value": "t"}]}
+
+    new_answer, _ = parameters_override(answer, definition, {"max_sentences": 2})
+
+    assert [p["name"] for p in new_answer["parameters"]] == ["text", "max_sentences", "recipient"]
+
+
 # --- the llm preparer ------------------------------------------------------------------------------------------
 
 

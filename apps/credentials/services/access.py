@@ -2,13 +2,41 @@
 
 from uuid import UUID
 
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 
 from apps.credentials.encryption import DecryptionError, decrypt_json
 from apps.credentials.models import IntegrationCredential
 from apps.credentials.services.oauth2 import OAuth2Error, credential_refresh_if_expiring
 from apps.integrations.execution import CredentialAccess, TaskError
 from apps.integrations.models import Integration
+
+
+def _candidates(
+    *, organization_id: UUID, integration: Integration, triggered_by: str
+) -> QuerySet[IntegrationCredential]:
+    """The organization's credentials for the integration, the trigger user's own first, then the newest."""
+    return (
+        IntegrationCredential.objects.filter(organization_id=organization_id, integration=integration)
+        .select_related("integration", "owner")
+        .annotate(
+            mine=Case(
+                When(owner__email__iexact=triggered_by, then=Value(0)), default=Value(1), output_field=IntegerField()
+            )
+        )
+        .order_by("mine", "-modified_date")
+    )
+
+
+def credential_choice(
+    *, organization_id: UUID, integration: Integration, triggered_by: str
+) -> IntegrationCredential | None:
+    """The credential a step of ``integration`` would run with now, without refreshing or decrypting it (no network,
+    so an approval can record it inside its transaction): the first active candidate, or None (also for
+    integrations that need no credential)."""
+    if integration.auth_type == Integration.AuthType.NONE:
+        return None
+    candidates = _candidates(organization_id=organization_id, integration=integration, triggered_by=triggered_by)
+    return next((candidate for candidate in candidates if candidate.status == candidate.Status.ACTIVE), None)
 
 
 def credential_for_step(
@@ -22,27 +50,47 @@ def credential_for_step(
     """
     if integration.auth_type == Integration.AuthType.NONE:
         return None
-    candidates = (
-        IntegrationCredential.objects.filter(organization_id=organization_id, integration=integration)
-        .select_related("integration")
-        .annotate(
-            mine=Case(
-                When(owner__email__iexact=triggered_by, then=Value(0)), default=Value(1), output_field=IntegerField()
-            )
-        )
-        .order_by("mine", "-modified_date")
-    )
-    active = next((candidate for candidate in candidates if candidate.status == candidate.Status.ACTIVE), None)
+    active = credential_choice(organization_id=organization_id, integration=integration, triggered_by=triggered_by)
     if active is None:
-        broken = candidates.first()
+        broken = _candidates(
+            organization_id=organization_id, integration=integration, triggered_by=triggered_by
+        ).first()
         if broken is not None:
             raise TaskError(f"The {integration.name} credential is broken: {broken.status_reason or 'reconnect it'}.")
         raise TaskError(
             f"No {integration.name} credential in this organization: add one with POST /api/v1/integration_credentials/"
             + (" or connect through OAuth2." if integration.auth_type == Integration.AuthType.OAUTH2 else ".")
         )
+    return _access(active, integration)
+
+
+def credential_approved_for_step(
+    *, organization_id: UUID, integration: Integration, credential_id: UUID, owner_email: str
+) -> CredentialAccess:
+    """The very credential an approval fixed for a step, still in the run's organization and for the step's
+    integration; its absence or breakage is a TaskError, so the step fails rather than run with another one."""
+    credential = (
+        IntegrationCredential.objects.filter(id=credential_id, organization_id=organization_id, integration=integration)
+        .select_related("integration")
+        .first()
+    )
+    if credential is None:
+        raise TaskError(
+            f"The {integration.name} credential approved for this step ({owner_email}'s) was deleted; the step is not "
+            "run with another one. Retry the run to approve it again."
+        )
+    if credential.status != credential.Status.ACTIVE:
+        raise TaskError(
+            f"The {integration.name} credential approved for this step is broken: "
+            f"{credential.status_reason or 'reconnect it'}."
+        )
+    return _access(credential, integration)
+
+
+def _access(credential: IntegrationCredential, integration: Integration) -> CredentialAccess:
+    """The credential refreshed when about to expire, and decrypted."""
     try:
-        credential = credential_refresh_if_expiring(credential=active)
+        credential = credential_refresh_if_expiring(credential=credential)
         secrets = decrypt_json(credential.secret_ciphertext)
     except OAuth2Error as error:
         raise TaskError(str(error)) from error

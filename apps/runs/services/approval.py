@@ -2,7 +2,8 @@
 
 A decision is taken once: both services claim the pending approval with a conditional UPDATE, so of a concurrent
 approve and reject exactly one wins and the other answers 409. The admin's buttons and the API call these same
-functions.
+functions. Approving records, per parked step, what it fixes (``apps.runs.services.approved_steps``): the step then
+runs exactly that or fails.
 """
 
 from typing import Any
@@ -13,7 +14,9 @@ from django.utils import timezone
 
 from apps.accounts.models import Organization, User
 from apps.core.exceptions import ConflictError, ErrorItem, ForbiddenError, InputValidationError
+from apps.credentials.services.access import credential_choice
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
+from apps.runs.services.approved_steps import approved_step_record
 from apps.runs.services.execution import ready_steps_send
 from apps.runs.services.preparation import OverrideError, parameters_override
 from apps.runs.services.readiness import flow_run_advance
@@ -52,7 +55,12 @@ def run_approve(
     comment: str = "",
     decided_by: str = "",
 ) -> FlowRun:
-    """Approves the parked steps (with the approver's parameter overrides, audited) and resumes the run."""
+    """Approves the parked steps (with the approver's parameter overrides, audited) and resumes the run.
+
+    Each parked step's task, credential and parameters as approved are recorded on it and in the audit. The steps
+    are those of the run's own flow version, whatever was done to the flow since it parked. A parked step left
+    without its operation (removed by an edit before flows had versions) is approved as it is, and fails when run.
+    """
     _check_decider(flow_run, user)
     # Lock the run first: a step parking on a parallel branch (which takes the same lock) then either parks before
     # this reads the parked steps, and is approved with them, or after the decision, and asks for a new one.
@@ -68,7 +76,9 @@ def run_approve(
     known: set[str] = set()
     problems: dict[str, ErrorItem] = {}
     for task_run in parked:
-        definition = task_run.task_operation.task_definition  # type: ignore[union-attr]
+        if task_run.task_operation is None:
+            continue
+        definition = task_run.task_operation.task_definition
         known.update(definition.parameter_names)
         changes_by_step[task_run.id] = []
         # One override at a time, so that every wrong one is reported, not only the first.
@@ -93,9 +103,11 @@ def run_approve(
     _claim_decision(flow_run, FlowRun.ApprovalStatus.APPROVED, decided_by, comment)
     now = timezone.now()
     for task_run in parked:
+        approved_step = _approved_step(flow_run, task_run)
         TaskRun.objects.filter(id=task_run.id, status=TaskRun.Status.AWAITING_APPROVAL).update(
             status=TaskRun.Status.PENDING,
             approved_at=now,
+            approved_step=approved_step,
             enqueued_at=now,
             task_prep_answer=task_run.task_prep_answer,
             modified_date=now,
@@ -106,7 +118,8 @@ def run_approve(
             decision=ApprovalDecision.Decision.APPROVED,
             decided_by=decided_by,
             comment=comment,
-            overrides=changes_by_step[task_run.id],
+            overrides=changes_by_step.get(task_run.id, []),
+            approved_step=approved_step,
         )
     if not parked:
         ApprovalDecision.objects.create(
@@ -116,6 +129,17 @@ def run_approve(
     ready_steps_send([ready_step(task_run) for task_run in parked] + flow_run_advance(flow_run_id=flow_run.id))
     flow_run.refresh_from_db()
     return flow_run
+
+
+def _approved_step(flow_run: FlowRun, task_run: TaskRun) -> dict[str, Any]:
+    """What approving the parked step fixes; nothing for a step without its operation (it fails when run)."""
+    if task_run.task_operation is None:
+        return {}
+    definition = task_run.task_operation.task_definition
+    credential = credential_choice(
+        organization_id=flow_run.organization_id, integration=definition.integration, triggered_by=flow_run.triggered_by
+    )
+    return approved_step_record(task_run=task_run, definition=definition, credential=credential)
 
 
 @transaction.atomic

@@ -14,7 +14,7 @@ from apps.core.exceptions import ConflictError
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import send_steps
 from apps.runs.services.approval import approvals_time_out
-from apps.runs.services.execution import flow_execute, ready_steps_send
+from apps.runs.services.execution import flow_execute, ready_steps_send, run_references_check
 from apps.runs.services.readiness import flow_run_advance, flow_runs_stalled, task_runs_unclaimed
 from apps.runs.services.transitions import ready_step
 
@@ -49,12 +49,26 @@ def run_cancel(*, flow_run: FlowRun, user: User, reason: str = "") -> FlowRun:
 
 @transaction.atomic
 def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
-    """Re-runs the failed steps and those after them; completed steps keep their results."""
-    locked = FlowRun.objects.select_for_update().get(id=flow_run.id)
+    """Re-runs the failed steps and those after them, as the run's own flow version has them (also when the flow was
+    edited or deleted since); completed steps keep their results. The steps' tasks and the run's request are checked
+    again first (``run_references_check``), and an approval given before is not carried over: a side effect asks
+    for a new one."""
+    locked = FlowRun.objects.select_for_update().select_related("flow", "flow_request").get(id=flow_run.id)
     if locked.status != FlowRun.Status.FAILED:
         raise ConflictError(f"Only a failed run can be retried; this one is {locked.status}.", code="not_failed")
+    again = locked.task_runs.filter(status__in=[TaskRun.Status.FAILED, TaskRun.Status.SKIPPED])
+    run_references_check(
+        organization_id=locked.organization_id,
+        flow=locked.flow,
+        flow_request=locked.flow_request,
+        operations=[
+            task_run.task_operation
+            for task_run in again.select_related("task_operation__task_definition")
+            if task_run.task_operation is not None
+        ],
+    )
     now = timezone.now()
-    locked.task_runs.filter(status__in=[TaskRun.Status.FAILED, TaskRun.Status.SKIPPED]).update(
+    again.update(
         status=TaskRun.Status.PENDING,
         error="",
         result=None,
@@ -63,6 +77,7 @@ def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
         end_time=None,
         enqueued_at=None,
         approved_at=None,
+        approved_step={},
         lease_expires_at=None,
         modified_date=now,
     )
@@ -77,9 +92,19 @@ def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
 
 
 def run_rerun(*, flow_run: FlowRun, user: User) -> FlowRun:
-    """A new run of the same flow for the same request, from the beginning."""
+    """A new run of the same flow version for the same request, from the beginning; 409 when the flow or the request
+    was deleted, moved to another organization, or a task of the version left the catalogue."""
+    if flow_run.flow_request.organization_id != flow_run.organization_id:
+        raise ConflictError(
+            "The flow request no longer belongs to the run's organization.", code="organization_mismatch"
+        )
     return flow_execute(
-        user=user, flow=flow_run.flow, flow_request=flow_run.flow_request, triggered_by=user.email, rerun_of=flow_run
+        user=user,
+        flow=flow_run.flow,
+        flow_request=flow_run.flow_request,
+        triggered_by=user.email,
+        rerun_of=flow_run,
+        flow_version=flow_run.flow_version,
     )
 
 

@@ -21,15 +21,16 @@ from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Organization, User
-from apps.core.exceptions import InputValidationError, Location
+from apps.core.exceptions import ConflictError, InputValidationError, Location
 from apps.core.metrics import record_step_ended, record_step_started
 from apps.core.storable_text import json_storable, storable
-from apps.credentials.services.access import credential_for_step
-from apps.flows.models import Flow, FlowRequest
-from apps.integrations.execution import TaskContext, TaskError, TransientTaskError, task_call
-from apps.integrations.models import TaskDefinition
+from apps.credentials.services.access import credential_approved_for_step, credential_for_step
+from apps.flows.models import Flow, FlowRequest, FlowVersion, TaskOperation
+from apps.integrations.execution import CredentialAccess, TaskContext, TaskError, TransientTaskError, task_call
+from apps.integrations.models import Integration, TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep, queue_for, send_steps
+from apps.runs.services.approved_steps import approved_step_problem, prepared_values
 from apps.runs.services.memory import STEP_OUTPUTS, RunMemory
 from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
 from apps.runs.services.readiness import StepOutcome, flow_run_advance, flow_run_finish, ready_after
@@ -42,7 +43,7 @@ Status = TaskRun.Status
 RunStatus = FlowRun.Status
 
 # What the engine reads of a run it locks to park a step.
-_RUN_STATE = ("id", "status", "flow_id", "flow_request_id", "organization_id", "triggered_by")
+_RUN_STATE = ("id", "status", "flow_id", "flow_version_id", "flow_request_id", "organization_id", "triggered_by")
 
 
 # --- Creating runs -------------------------------------------------------------------------------------------------
@@ -55,25 +56,79 @@ def _send_on_commit(steps: list[ReadyStep]) -> None:
         transaction.on_commit(lambda: send_steps(steps))
 
 
+def run_references_check(
+    *, organization_id: UUID, flow: Flow, flow_request: FlowRequest, operations: list[TaskOperation]
+) -> None:
+    """What a run, a retry or a rerun starts from must still hold in the run's organization: the flow and the request
+    belong to it, and every step's task definition is still in the catalogue. A ConflictError (409) says what does
+    not; credentials are looked up in the run's organization when each step runs."""
+    if flow.organization_id != organization_id or flow_request.organization_id != organization_id:
+        raise ConflictError(
+            "The flow or the flow request no longer belongs to the run's organization.", code="organization_mismatch"
+        )
+    removed = [operation for operation in operations if operation.task_definition.deleted_at is not None]
+    if removed:
+        steps = ", ".join(
+            f"step {operation.index} ('{operation.task_definition.task_name}')" for operation in removed[:5]
+        )
+        raise ConflictError(
+            f"The catalogue no longer has the task of {steps}; edit the flow to use another task.",
+            code="task_definition_removed",
+        )
+
+
 @transaction.atomic
 def flow_execute(
-    *, user: User | None, flow: Flow, flow_request: FlowRequest, triggered_by: str = "", rerun_of: FlowRun | None = None
+    *,
+    user: User | None,
+    flow: Flow,
+    flow_request: FlowRequest,
+    triggered_by: str = "",
+    rerun_of: FlowRun | None = None,
+    flow_version: FlowVersion | None = None,
 ) -> FlowRun:
-    """Creates the run (pending) and a pending task run per step, the first steps (no predecessor) already marked
-    queued, then queues them after commit.
+    """Creates the run (pending), pinned to ``flow_version`` (by default the flow's latest), and a pending task run
+    per step of that version, the first steps (no predecessor) already marked queued, then queues them after commit.
 
-    Under the ``always`` approval policy the run waits for approval before any step is queued.
+    A deleted flow or request cannot run (409), nor a version whose tasks the catalogue no longer has. Under the
+    ``always`` approval policy the run waits for approval before any step is queued.
     """
     if flow.organization_id != flow_request.organization_id:
         raise InputValidationError.single(
             ["query", "flow_request_id"], "The flow request belongs to another organization than the flow.", "mismatch"
         )
+    if flow.deleted_at is not None:
+        raise ConflictError(
+            "The flow was deleted: its runs stay readable, but it cannot run again.", code="flow_deleted"
+        )
+    if flow_request.deleted_at is not None:
+        raise ConflictError(
+            "The flow request was deleted: its runs stay readable, but it cannot run again.",
+            code="flow_request_deleted",
+        )
+    version = flow_version or flow.current_version
+    if version.flow_id != flow.id:
+        raise ValueError(f"Version {version.id} is not a version of flow {flow.id}.")
+    operations = list(
+        version.task_operations.select_related("task_definition__integration").only(
+            "id",
+            "index",
+            "task_definition__task_name",
+            "task_definition__deleted_at",
+            "task_definition__retry_policy",
+            "task_definition__integration__short_name",
+        )
+    )
+    run_references_check(
+        organization_id=flow.organization_id, flow=flow, flow_request=flow_request, operations=operations
+    )
     organization = Organization.objects.get(id=flow.organization_id)
     now = timezone.now()
     parks = organization.approval_policy == Organization.ApprovalPolicy.ALWAYS
     flow_run = FlowRun.objects.create(
         organization=organization,
         flow=flow,
+        flow_version=version,
         flow_request=flow_request,
         status=RunStatus.AWAITING_APPROVAL if parks else RunStatus.PENDING,
         approval_status=FlowRun.ApprovalStatus.PENDING if parks else None,
@@ -83,9 +138,6 @@ def flow_execute(
         rerun_of=rerun_of,
         created_by_email=user.email if user else triggered_by,
         modified_by_email=user.email if user else triggered_by,
-    )
-    operations = flow.task_operations.select_related("task_definition__integration").only(
-        "id", "index", "task_definition__retry_policy", "task_definition__integration__short_name"
     )
     has_predecessor = {target for _, target in RunMemory(flow_run).edges}
     task_runs = [
@@ -99,7 +151,7 @@ def flow_execute(
     ]
     TaskRun.objects.bulk_create(task_runs)
     with structlog.contextvars.bound_contextvars(run_id=str(flow_run.id)):
-        logger.info("Flow run created for flow %s (%d steps)", flow.id, len(task_runs))
+        logger.info("Flow run created for flow %s version %d (%d steps)", flow.id, version.number, len(task_runs))
     if not parks:
         if not task_runs:
             flow_run_finish(flow_run, [])
@@ -303,6 +355,9 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
     if flow_run.status in FlowRun.TERMINAL:
         step_move(task_run, Status.PREPARING, status=Status.CANCELLED, end_time=timezone.now(), lease_expires_at=None)
         return StepOutcome()
+    if definition.deleted_at is not None:
+        message = f"The task '{definition.task_name}' was removed from the catalogue; the step is not run."
+        return end(Status.PREPARING, status=Status.FAILED, error=message)
     if flow_run.status == RunStatus.PENDING:
         FlowRun.objects.filter(id=flow_run.id, status=RunStatus.PENDING).update(
             status=RunStatus.IN_PROGRESS, modified_date=timezone.now()
@@ -311,7 +366,13 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
 
     prepared: dict[str, Any] = {}
     if task_run.approved_at:
-        values = {parameter["name"]: parameter["value"] for parameter in task_run.task_prep_answer["parameters"]}
+        values = prepared_values(task_run.task_prep_answer)
+        # A step approved before approvals recorded what they fixed (apps/runs/migrations/0004) has no record.
+        problem = task_run.approved_step and approved_step_problem(
+            task_run=task_run, definition=definition, values=values
+        )
+        if problem:
+            return end(Status.PREPARING, status=Status.FAILED, error=problem)
     else:
         try:
             preparation = step_prepare_configured(_step_inputs(task_run, memory))
@@ -354,11 +415,7 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
         return end(since, **prepared, **changes)
 
     try:
-        credential = credential_for_step(
-            organization_id=flow_run.organization_id,
-            integration=definition.integration,
-            triggered_by=flow_run.triggered_by,
-        )
+        credential = _credential(task_run, definition.integration)
     except TaskError as error:
         return outcome(status=Status.FAILED, error=str(error))
     context = TaskContext(
@@ -385,6 +442,28 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
         message = f"Unexpected error in '{definition.task_name}': {type(error).__name__}: {error}"
         return outcome(status=Status.FAILED, error=message)
     return outcome(status=Status.COMPLETED, result=result, error="")
+
+
+def _credential(task_run: TaskRun, integration: Integration) -> CredentialAccess | None:
+    """The credential the step runs with: the one its approval fixed (or none, if it fixed none), else the one the
+    run's organization has for the integration now."""
+    flow_run = task_run.flow_run
+    if not task_run.approved_step or integration.auth_type == Integration.AuthType.NONE:
+        return credential_for_step(
+            organization_id=flow_run.organization_id, integration=integration, triggered_by=flow_run.triggered_by
+        )
+    approved = task_run.approved_step["credential"]
+    if approved is None:
+        raise TaskError(
+            f"No usable {integration.name} credential was there when the step was approved, so it does not run with "
+            "one found since. Retry the run to approve it again."
+        )
+    return credential_approved_for_step(
+        organization_id=flow_run.organization_id,
+        integration=integration,
+        credential_id=UUID(approved["id"]),
+        owner_email=approved["owner_email"],
+    )
 
 
 def _retry_or_fail(

@@ -1,9 +1,10 @@
 """What a job remembers of a run while it runs the run's steps (``RunMemory``), so that it reads each thing once.
 
 A job may run many steps of one run in place (``apps.runs.services.execution``). What does not change while it does
-is read at most once: the flow's edges and order, how each step is queued, the request, the task definitions, the
-results of completed steps (a completed step's result is final), and the rows of steps not started yet (a waiting
-step's row changes only by leaving ``pending``, which the claim checks). The steps' states are always read afresh.
+is read at most once: the edges and order of the run's flow version (which never change at all), how each step is
+queued, the request, the task definitions, the results of completed steps (a completed step's result is final), and
+the rows of steps not started yet (a waiting step's row changes only by leaving ``pending``, which the claim checks).
+The steps' states are always read afresh.
 """
 
 from typing import Any
@@ -34,7 +35,7 @@ class RunMemory:
 
     def __init__(self, flow_run: FlowRun) -> None:
         self.flow_run_id = flow_run.id
-        self.flow_id = flow_run.flow_id
+        self.flow_version_id = flow_run.flow_version_id
         self.flow_request_id = flow_run.flow_request_id
         self.organization_id = flow_run.organization_id
         self._edges: list[Edge] | None = None
@@ -52,7 +53,7 @@ class RunMemory:
     def edges(self) -> list[Edge]:
         if self._edges is None:
             self._edges = list(
-                Dependency.objects.filter(flow_id=self.flow_id).values_list(
+                Dependency.objects.filter(flow_version_id=self.flow_version_id).values_list(
                     "source_task_operation", "target_task_operation"
                 )
             )
@@ -75,13 +76,13 @@ class RunMemory:
 
     def ready_step(self, index: int, task_run_id: UUID) -> ReadyStep:
         if self._queueing is None:
-            operations = TaskOperation.objects.filter(flow_id=self.flow_id).values_list(
+            operations = TaskOperation.objects.filter(flow_version_id=self.flow_version_id).values_list(
                 "index", "task_definition__integration__short_name", "task_definition__retry_policy"
             )
             self._queueing = {
                 index: (queue_for(integration), time_limit(policy)) for index, integration, policy in operations
             }
-        # A step whose operation was removed by an edit of the flow: its job fails it ("Step removed.").
+        # A step whose operation an edit removed before flows had versions: its job fails it ("Step removed.").
         queue, limit = self._queueing.get(index, (settings.NEENA_ORCHESTRATION_QUEUE, time_limit({})))
         return ReadyStep(task_run_id, queue, limit)
 

@@ -15,6 +15,7 @@ before the integration is called. The answer records each value with its explana
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -308,7 +309,11 @@ def parameters_override(
             "source": "approver override",
         }
         changes.append({"name": name, "old_value": old, "new_value": coerced})
-    ordered = sorted(current.values(), key=lambda parameter: declared[parameter["name"]]["position"])
+    # A prepared parameter the definition no longer declares (the catalogue changed since the step was prepared)
+    # sorts last instead of failing the approval.
+    ordered = sorted(
+        current.values(), key=lambda parameter: declared.get(parameter["name"], {}).get("position", math.inf)
+    )
     return {**preparation_answer, "parameters": ordered}, changes
 
 

@@ -22,8 +22,11 @@ def time_limit_of(definition: TaskDefinition) -> int:
 
 
 def ready_step(task_run: TaskRun) -> ReadyStep:
-    """The queueing facts of a step: its id, its queue (by integration) and its time limit."""
-    definition = task_run.task_operation.task_definition  # type: ignore[union-attr]
+    """The queueing facts of a step: its id, its queue (by integration) and its time limit. A step left without its
+    operation (removed by an edit before flows had versions) goes to the orchestration queue, whose job fails it."""
+    if task_run.task_operation is None:
+        return ReadyStep(task_run.id, settings.NEENA_ORCHESTRATION_QUEUE, time_limit({}))
+    definition = task_run.task_operation.task_definition
     return ReadyStep(task_run.id, queue_for(definition.integration.short_name), time_limit_of(definition))
 
 

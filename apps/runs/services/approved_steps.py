@@ -1,0 +1,86 @@
+"""What an approval fixes about a step, and the check, when the step runs, that it is still exactly that.
+
+An approver sees a parked step: its task, the integration, and the prepared parameters (with their overrides). The
+approval records those facts on the task run (``TaskRun.approved_step``, copied into the decision's audit): the
+step's task operation and task definition, a digest of the definition's declaration in the catalogue, the credential
+the step would use (its id and owner), the parameter values, and a fingerprint (SHA-256) of all of them. When the
+approved step runs, the engine rebuilds the facts from what it is about to execute; anything different (the task
+removed from the catalogue or redeclared, another operation, other parameters, a record that does not match its
+fingerprint) fails the step with a message saying what, and nothing is called. The approved credential itself is
+the one used, or none (``credential_approved_for_step``).
+
+A flow version's steps never change, so an edit of the flow cannot reach an approved step; this check is what keeps
+the promise when anything else under it moves (the catalogue, the credentials, the stored rows).
+"""
+
+import hashlib
+import json
+from typing import Any
+
+from apps.credentials.models import IntegrationCredential
+from apps.integrations.models import TaskDefinition
+from apps.runs.models import TaskRun
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(_canonical(value).encode()).hexdigest()
+
+
+def definition_digest(definition: TaskDefinition) -> str:
+    """A digest of what the catalogue declares for the task: which integration and function, and its parameters."""
+    return _digest(
+        {
+            "id": str(definition.id),
+            "integration": str(definition.integration_id),
+            "task_name": definition.task_name,
+            "python_method_name": definition.python_method_name,
+            "parameters": definition.parameters,
+            "side_effect": definition.side_effect,
+        }
+    )
+
+
+def prepared_values(task_prep_answer: dict[str, Any]) -> dict[str, Any]:
+    """The parameter values of a prepared answer, by name."""
+    return {parameter["name"]: parameter["value"] for parameter in task_prep_answer.get("parameters", [])}
+
+
+def approved_step_record(
+    *, task_run: TaskRun, definition: TaskDefinition, credential: IntegrationCredential | None
+) -> dict[str, Any]:
+    """What approving ``task_run`` (with its prepared answer as the approver leaves it) fixes, with its fingerprint."""
+    facts = {
+        "task_operation": str(task_run.task_operation_id),
+        "task_definition": str(definition.id),
+        "task_name": definition.task_name,
+        "integration": definition.integration.short_name,
+        "definition_digest": definition_digest(definition),
+        "credential": None if credential is None else {"id": str(credential.id), "owner_email": credential.owner.email},
+        "parameters": prepared_values(task_run.task_prep_answer),
+    }
+    return {**facts, "fingerprint": _digest(facts)}
+
+
+def approved_step_problem(*, task_run: TaskRun, definition: TaskDefinition, values: dict[str, Any]) -> str | None:
+    """Why the approved step must not run as it stands (``values`` are the parameters it would be called with), or
+    None when it is exactly what was approved."""
+    approved = dict(task_run.approved_step)
+    fingerprint = approved.pop("fingerprint", None)
+    name = approved.get("task_name", definition.task_name)
+    if fingerprint != _digest(approved):
+        return "The record of what was approved for this step does not match its fingerprint; the step is not run."
+    if approved["task_operation"] != str(task_run.task_operation_id) or approved["task_definition"] != str(
+        definition.id
+    ):
+        return f"The step is no longer the '{name}' that was approved; it is not run."
+    if definition.deleted_at is not None:
+        return f"The task '{name}' was removed from the catalogue after the step was approved; it is not run."
+    if approved["definition_digest"] != definition_digest(definition):
+        return f"The task '{name}' changed in the catalogue after the step was approved; it is not run."
+    if _canonical(approved["parameters"]) != _canonical(values):
+        return "The step's parameters are not those that were approved; it is not run."
+    return None
