@@ -116,6 +116,10 @@ class FlowAdmin(OrganizationScopedAdmin, ServiceAdmin):
     list_select_related = ["organization"]
     search_fields = ["name"]
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Flow]:
+        """Deleted flows are gone here as from the API; their runs keep showing the versions they executed."""
+        return super().get_queryset(request).filter(deleted_at__isnull=True)
+
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         head = ["name", "organization"]
         record = ["planner", "planning_notes", *AUDIT] if obj is not None else []

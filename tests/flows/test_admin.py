@@ -15,7 +15,7 @@ from django.test import Client
 
 from apps.accounts.models import User
 from apps.core.exceptions import InputValidationError
-from apps.flows.models import Dependency, Flow, TaskOperation
+from apps.flows.models import Flow, TaskOperation
 from tests.factories import chain_flow, shared_organization, staff_user, task_definition
 from tests.runs.flows import make_flow, step
 
@@ -166,7 +166,8 @@ def test_changing_a_flow_validates_the_whole_dag_like_the_api(editor_client, edi
     flow.refresh_from_db()
     assert (flow.name, flow.organization, flow.modified_by_email) == ("Renamed", organization, editor.email)
     assert list(flow.task_operations.values_list("index", flat=True)) == [0]
-    assert not Dependency.objects.filter(flow=flow).exists()
+    assert not flow.dependencies.exists()  # the latest version's edges; the one before keeps its own
+    assert flow.latest_version.number == 2
 
 
 def test_a_superuser_outside_the_organization_sees_the_flow_read_only(organization):
@@ -210,5 +211,7 @@ def test_deleting_a_flow_goes_through_the_service(editor, editor_client, organiz
     response = editor_client.post(f"{FLOWS}{flow.id}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
-    assert not Flow.objects.exists()
-    assert not TaskOperation.objects.exists()
+    flow.refresh_from_db()
+    assert flow.deleted_at is not None  # deleted softly: its versions stay for the runs that executed them
+    assert TaskOperation.objects.filter(flow=flow).exists()
+    assert str(flow.id) not in editor_client.get(FLOWS).content.decode()
