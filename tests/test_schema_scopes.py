@@ -47,6 +47,8 @@ ADDRESSED_IN_QUERY = {
     "/api/v1/flows/": {"id": "flow"},
     "/api/v1/flows/execute": {"flow_id": "flow", "flow_request_id": "flow_request"},
     "/api/v1/flows/generate": {"flow_request_id": "flow_request"},
+    "/api/v1/flows/export": {"id": "flow"},
+    "/api/v1/flows/import": {"flow_id": "flow"},
     "/api/v1/flow_runs/": {"id": "flow_run"},
     "/api/v1/flow_runs/with_flow_result": {"id": "flow_run"},
     "/api/v1/flow_runs/all_for_flow_id": {"flow_id": "flow"},

@@ -39,3 +39,9 @@ def organization_for_write(*, user: User, organization_id: UUID | None) -> Organ
     if organization is None:
         raise InputValidationError.single(["body", "organization"], "Organization not found.", "not_found")
     return organization
+
+
+def user_get_by_email(*, email: str) -> User | None:
+    """The active user with this email (case-insensitive, as ``user_get_or_create`` matches), for commands that act
+    as a user."""
+    return User.objects.filter(email__iexact=email, is_active=True).first()

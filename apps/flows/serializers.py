@@ -7,6 +7,7 @@ from rest_framework import serializers
 
 from apps.core.serializers import StrictInputSerializer
 from apps.core.validators import reject_nul_characters
+from apps.flows.documents import FORMAT_VERSION, FlowDocument, StepDocument
 from apps.flows.models import Dependency, Flow, FlowRequest, FlowVersion, TaskOperation
 from apps.flows.services import DependencyDraft, TaskOperationDraft
 
@@ -281,3 +282,92 @@ class FlowDiffSerializer(serializers.Serializer):
 
 class FlowRequestIdQuerySerializer(serializers.Serializer):
     flow_request_id = serializers.UUIDField()
+
+
+# --- Flows as code -------------------------------------------------------------------------------------------------
+
+
+class TaskReferenceSerializer(StrictInputSerializer):
+    integration = serializers.CharField(max_length=50, help_text="The integration's short_name, e.g. 'zendesk'.")
+    task = serializers.CharField(max_length=200, help_text="The task's name, e.g. 'Add Zendesk Internal Note'.")
+
+
+class StepDocumentSerializer(StrictInputSerializer):
+    """A task operation of a document: the fields of ``TaskOperationInputSerializer`` with the task named (``task``)
+    instead of ``task_definition``, and nothing else accepted."""
+
+    index = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
+    name = serializers.CharField(max_length=255)
+    task = TaskReferenceSerializer()
+    instruction = serializers.CharField(allow_blank=True, required=False, default="", max_length=20_000)
+    x = serializers.FloatField(required=False, allow_null=True, default=None)
+    y = serializers.FloatField(required=False, allow_null=True, default=None)
+    parameters = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        default=dict,
+        validators=[reject_nul_characters],
+        help_text="Explicit bindings by parameter name, as in a flow's task operations.",
+    )
+
+
+class DependencyDocumentSerializer(StrictInputSerializer):
+    source_task_operation = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
+    target_task_operation = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
+    instruction = serializers.CharField(allow_blank=True, required=False, default="", max_length=20_000)
+
+
+class FlowDocumentSerializer(StrictInputSerializer):
+    """The portable document (``apps.flows.documents``): what ``flows/export`` answers and ``flows/import`` reads."""
+
+    neena_flow = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, help_text=f"The document's format: {FORMAT_VERSION}."
+    )
+    name = serializers.CharField(max_length=255)
+    version = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=2**31 - 1,
+        help_text="The version's number where it was exported; information only, an import makes its own.",
+    )
+    steps = serializers.ListField(child=StepDocumentSerializer(), min_length=1, max_length=MAX_TASK_OPERATIONS)
+    dependencies = serializers.ListField(
+        child=DependencyDocumentSerializer(), required=False, default=list, max_length=MAX_DEPENDENCIES
+    )
+
+    def validate_neena_flow(self, value: int) -> int:
+        if value != FORMAT_VERSION:
+            raise serializers.ValidationError(
+                f"This is a format {value} document; this deployment reads format {FORMAT_VERSION}.",
+                code="document_format",
+            )
+        return value
+
+
+class FlowImportInputSerializer(FlowDocumentSerializer):
+    organization = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Where a new flow goes (default: your personal organization); with flow_id, its own or nothing.",
+    )
+
+    def to_document(self) -> FlowDocument:
+        data = self.validated_data
+        return FlowDocument(
+            name=data["name"],
+            version=data["version"],
+            steps=[
+                StepDocument(**{**step, "integration": step["task"]["integration"], "task": step["task"]["task"]})
+                for step in data["steps"]
+            ],
+            dependencies=[DependencyDraft(**dependency) for dependency in data["dependencies"]],
+        )
+
+
+class FlowImportQuerySerializer(serializers.Serializer):
+    flow_id = serializers.UUIDField(
+        required=False, help_text="Import as the next version of this flow instead of as a new flow."
+    )

@@ -1,5 +1,5 @@
 """``/api/v1/flow_requests/`` and ``/api/v1/flows/``: read, create, update (``id`` in the body), delete, list; a flow's
-versions and the diff of two."""
+versions and the diff of two; a flow exported and imported as a portable document."""
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -12,18 +12,23 @@ from apps.core.exceptions import NotFoundError
 from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
 from apps.flows import services
+from apps.flows.documents import flow_export, flow_import
 from apps.flows.models import Flow, FlowRequest
 from apps.flows.selectors import (
     flow_and_request_for_user,
     flow_at_version_for_user,
     flow_list_with_steps_for_user,
     flow_request_list_for_user,
+    flow_version_for_export_for_user,
     flow_version_list_for_user,
     flow_versions_for_user,
 )
 from apps.flows.serializers import (
     FlowDiffQuerySerializer,
     FlowDiffSerializer,
+    FlowDocumentSerializer,
+    FlowImportInputSerializer,
+    FlowImportQuerySerializer,
     FlowInputSerializer,
     FlowReadQuerySerializer,
     FlowRequestIdQuerySerializer,
@@ -217,3 +222,44 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
         return Response(
             FlowRunSerializer(flow_run_list_with_task_runs_for_user(user=self.user).get(id=flow_run.id)).data
         )
+
+    # --- Flows as code ---------------------------------------------------------------------------------------------
+
+    @extend_schema(
+        summary="Export a flow as a portable document",
+        description="The latest version, or with ?version=N that one, as a JSON document that names each step's task "
+        "by its integration's short_name and the task's name (no ids), with keys sorted, so it can be kept in git and "
+        "imported into another organization or deployment. 404 for a flow you cannot see or a version it lacks.",
+        parameters=[FlowReadQuerySerializer],
+        responses=FlowDocumentSerializer,
+    )
+    @action(detail=False, methods=["get"], url_path="export")
+    def export(self, request: Request) -> Response:
+        query = parse_query(FlowReadQuerySerializer, request)
+        version = flow_version_for_export_for_user(user=self.user, flow_id=query["id"], number=query.get("version"))
+        return Response(flow_export(version=version))
+
+    @extend_schema(
+        summary="Import a flow from a portable document",
+        description="Saves the document as a new flow (in `organization`, default your personal one), or with "
+        "?flow_id= as the next version of that flow (a document equal to its latest version makes none). Every task "
+        "is looked up by integration short_name and task name among the live task definitions; the 422 lists each "
+        "one not found at its step. Then the same validation as creating a flow.",
+        parameters=[FlowImportQuerySerializer],
+        request=FlowImportInputSerializer,
+        responses=FlowSerializer,
+    )
+    @idempotent()
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_flow(self, request: Request) -> Response:
+        flow_id = parse_query(FlowImportQuerySerializer, request).get("flow_id")
+        flow = None if flow_id is None else self.get_object_by_id(flow_id)
+        serializer = FlowImportInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        flow = flow_import(
+            user=self.user,
+            document=serializer.to_document(),
+            organization=serializer.validated_data["organization"],
+            flow=flow,
+        )
+        return self._render(flow)
