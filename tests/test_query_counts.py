@@ -77,6 +77,9 @@ def test_detail_query_counts(api, organization):
     assert _count(api, f"/api/v1/flows/?id={flow.id}&version=1") == 5
     # The flow's check, then each version with its steps and edges (three queries whatever their numbers of steps).
     assert _count(api, f"/api/v1/flows/diff?flow_id={flow.id}&from=1&to=1") == 5
+    # The flow, the version with its flow, its steps with their tasks and integrations, its edges.
+    assert _count(api, f"/api/v1/flows/export?id={flow.id}") == 5
+    assert _count(api, f"/api/v1/flows/export?id={flow.id}&version=1") == 5
     assert _count(api, f"/api/v1/flow_runs/?id={run.id}") == 3
     assert _count(api, f"/api/v1/flow_runs/with_flow_result?id={run.id}") == 4
     assert (

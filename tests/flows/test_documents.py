@@ -7,6 +7,7 @@ organization, or a deployment whose catalogue rows have other ids) it gives the 
 import io
 import json
 import re
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -453,3 +454,14 @@ def test_command_errors_for_unknown_users_flows_and_files(owner, outsider, organ
     with pytest.raises(CommandError, match="Not an id"):
         call_command("flows", "export", "--id", "nope")
     assert Flow.objects.count() == 1
+
+
+def test_the_readmes_example_document_imports_and_exports_unchanged(api):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Flows as code", 1)[1]
+    example = json.loads(section.split("```json", 1)[1].split("```", 1)[0])
+
+    response = api.post("/api/v1/flows/import", example, format="json")
+
+    assert response.status_code == 200, response.content
+    assert api.get(f"/api/v1/flows/export?id={response.json()['id']}").json() == example
