@@ -50,6 +50,12 @@ def _flow_body(**overrides):
     return body | overrides
 
 
+def _document(**overrides):
+    """A flows-as-code document (``flows/import``), which, unlike a flow's body, takes no field of a flow's answer."""
+    step = {"name": "Greet", "task": {"integration": "core", "task": "Format Text"}, "index": 0}
+    return {"neena_flow": 1, "name": "Greet", "steps": [step]} | overrides
+
+
 def _write_requests(objects, owner):
     """Every write endpoint, each with a body holding one field it does not take: (method, url, body, field)."""
     flow, flow_request, run, operation = objects["flow"], objects["flow_request"], objects["run"], objects["operation"]
@@ -72,6 +78,8 @@ def _write_requests(objects, owner):
             "inputs",
         ),
         ("post", f"/api/v1/flows/generate?flow_request_id={flow_request.id}", {"instructions": "x"}, "instructions"),
+        ("post", "/api/v1/flows/import", _document(id=str(flow.id)), "id"),
+        ("post", f"/api/v1/flows/import?flow_id={flow.id}", _document(task_operations=[]), "task_operations"),
         (
             "post",
             "/api/v1/flow_runs/",

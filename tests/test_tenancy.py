@@ -36,6 +36,8 @@ def owned(organization, api):
 def _requests(owned):
     flow, flow_request, run = owned["flow"], owned["flow_request"], owned["run"]
     step = {"name": "Greet", "task_definition": str(task_definition("Format Text").id), "index": 0}
+    task = {"integration": "core", "task": "Format Text"}
+    document = {"neena_flow": 1, "name": "x", "steps": [{"name": "Greet", "task": task, "index": 0}]}
     return [
         ("get", f"/api/v1/flow_requests/?id={flow_request.id}", None),
         ("put", "/api/v1/flow_requests/", {"id": str(flow_request.id), "request_instructions": "mine now"}),
@@ -44,6 +46,9 @@ def _requests(owned):
         ("get", f"/api/v1/flows/?id={flow.id}&version=1", None),
         ("get", f"/api/v1/flows/versions?flow_id={flow.id}", None),
         ("get", f"/api/v1/flows/diff?flow_id={flow.id}&from=1&to=1", None),
+        ("get", f"/api/v1/flows/export?id={flow.id}", None),
+        ("get", f"/api/v1/flows/export?id={flow.id}&version=1", None),
+        ("post", f"/api/v1/flows/import?flow_id={flow.id}", document),
         ("put", "/api/v1/flows/", {"id": str(flow.id), "name": "x", "task_operations": [step], "dependencies": []}),
         ("delete", f"/api/v1/flows/?id={flow.id}", None),
         ("get", f"/api/v1/flow_runs/?id={run.id}", None),
