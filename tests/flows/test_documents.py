@@ -13,7 +13,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.flows.models import Flow, FlowVersion
-from apps.integrations.models import TaskDefinition
+from apps.integrations.models import Integration, TaskDefinition
 from tests.factories import chain_flow, shared_organization, task_definition
 
 pytestmark = pytest.mark.django_db
@@ -238,13 +238,25 @@ def test_import_of_unknown_tasks_is_one_422_naming_each(api):
     assert not Flow.objects.exists()
 
 
-def test_import_of_a_task_removed_from_the_catalogue_is_422(api):
-    TaskDefinition.objects.filter(id=task_definition("Send Notification").id).update(deleted_at="2026-01-01T00:00:00Z")
+@pytest.mark.parametrize("removed", ["task", "integration"])
+def test_import_of_a_task_removed_from_the_catalogue_is_422(api, removed):
+    notify = task_definition("Send Notification")
+    rows = (
+        TaskDefinition.objects.filter(id=notify.id)
+        if removed == "task"
+        else Integration.objects.filter(short_name="core")
+    )
+    rows.update(deleted_at="2026-01-01T00:00:00Z")
 
     response = api.post("/api/v1/flows/import", _document(), format="json")
 
     assert response.status_code == 422
-    assert [item["loc"] for item in response.json()["detail"]] == [["body", "steps", 1, "task"]]
+    expected = (
+        [["body", "steps", 1, "task"]]
+        if removed == "task"
+        else [["body", "steps", 0, "task"], ["body", "steps", 1, "task"]]
+    )
+    assert [item["loc"] for item in response.json()["detail"]] == expected
 
 
 @pytest.mark.parametrize(
@@ -407,6 +419,14 @@ def test_command_import_as_a_version_and_into_an_organization(api, owner, organi
     flow.refresh_from_db()
     assert flow.current_version.number == 2
     assert Flow.objects.get(organization=team).name == "Greet and notify"
+
+
+def test_command_import_reads_standard_input(owner, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(_document(name="From a pipe"))))
+
+    call_command("flows", "import", "-", "--user", owner.email, stdout=io.StringIO())
+
+    assert Flow.objects.get().name == "From a pipe"
 
 
 def test_command_import_of_an_unknown_task_prints_each_problem_and_fails(owner, tmp_path):
