@@ -1,5 +1,7 @@
 """Credential shapes. Secrets go in, never out: the output lists which secret fields are stored, not their values."""
 
+from typing import Any
+
 from rest_framework import serializers
 
 from apps.core.serializers import StrictInputSerializer
@@ -48,7 +50,28 @@ class CredentialInputSerializer(StrictInputSerializer):
         validators=[reject_nul_characters],
         help_text='Settings that are not secret, e.g. {"subdomain": "acme", "email": "agent@acme.com"}.',
     )
+    credential = serializers.CharField(
+        required=False,
+        allow_null=True,
+        default=None,
+        max_length=4096,
+        write_only=True,
+        trim_whitespace=True,
+        help_text="The original API's name for the secret, as its clients send it "
+        '({"integration": "<uuid>", "credential": "<secret>"}): the same as api_key.',
+    )
     organization = serializers.UUIDField(required=False, allow_null=True, default=None)
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``credential`` becomes ``api_key``; giving both, with different values, is ambiguous and refused."""
+        credential = data.pop("credential", None)
+        if credential:
+            if data.get("api_key") and data["api_key"] != credential:
+                raise serializers.ValidationError(
+                    {"credential": ["Give the secret once: as api_key or as credential, not both."]}, code="conflict"
+                )
+            data["api_key"] = credential
+        return data
 
 
 class CredentialSerializer(serializers.ModelSerializer):

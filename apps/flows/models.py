@@ -9,6 +9,11 @@ from django.db import models
 
 from apps.core.models import BaseModel, OwnedModel
 
+# The longest name of a flow or a flow request. The original web frontend names a flow it saves "Flow for <the
+# request's instructions>", and requests run to 512 characters there, so 255 refused the flows of long requests; the
+# original had no cap at all. Twice the longest such name, and still a bound.
+NAME_MAX_LENGTH = 1024
+
 
 class Flow(OwnedModel):
     """A plan that can be executed many times: a name, and a history of immutable versions (``versions``), each
@@ -20,7 +25,7 @@ class Flow(OwnedModel):
     at its versions.
     """
 
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=NAME_MAX_LENGTH)
     planner = models.CharField(
         max_length=16, blank=True, default="", help_text="Which planner generated the flow; empty when made by hand."
     )
@@ -44,6 +49,12 @@ class Flow(OwnedModel):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def created_by_human(self) -> bool:
+        """True for a flow a person made, false for one a planner generated (``planner`` says which); editing a
+        generated flow keeps it false. The original API's field, which its web frontend shows as a column."""
+        return not self.planner
 
     @property
     def current_version(self) -> "FlowVersion":
@@ -155,7 +166,7 @@ class FlowRequest(OwnedModel):
 
     request_instructions = models.TextField()
     request_metadata = models.JSONField(default=list, blank=True)
-    request_name = models.CharField(max_length=255, blank=True, default="")
+    request_name = models.CharField(max_length=NAME_MAX_LENGTH, blank=True, default="")
     flow = models.ForeignKey(Flow, on_delete=models.SET_NULL, null=True, blank=True, related_name="flow_requests")
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="When the request was deleted; its runs stay.")
 

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from apps.core.serializers import StrictInputSerializer
 from apps.core.validators import reject_nul_characters
 from apps.flows.documents import FORMAT_VERSION, FlowDocument, StepDocument
-from apps.flows.models import Dependency, Flow, FlowRequest, FlowVersion, TaskOperation
+from apps.flows.models import NAME_MAX_LENGTH, Dependency, Flow, FlowRequest, FlowVersion, TaskOperation
 from apps.flows.services import DependencyDraft, TaskOperationDraft
 
 # A guard against accidental giants; real flows have tens of steps.
@@ -46,12 +46,19 @@ FLOW_FIELDS = [
     "dependencies",
     "id",
     "organization",
+    "created_by_human",
     "planner",
     "planning_notes",
     "version",
     "latest_version",
     *AUDIT_FIELDS,
 ]
+# What the original web frontend sends back with a flow besides its read shape, accepted and ignored as the original
+# API ignored them: its canvas's node ids, and the original schema's flags (``created_by_human`` is the server's to
+# say, from who made the flow).
+FRONTEND_TASK_OPERATION_FIELDS = ["drawflow_node_id"]
+FRONTEND_DEPENDENCY_FIELDS = ["source_drawflow_node_id", "target_drawflow_node_id"]
+FRONTEND_FLOW_FIELDS = ["sorted", "modified_by_human"]
 
 
 @extend_schema_field(
@@ -80,7 +87,9 @@ class FlowRequestInputSerializer(StrictInputSerializer):
 
     request_instructions = serializers.CharField(max_length=20_000)
     request_metadata = RequestMetadataField(required=False, allow_null=True, default=None)
-    request_name = serializers.CharField(max_length=255, required=False, allow_blank=True, allow_null=True, default="")
+    request_name = serializers.CharField(
+        max_length=NAME_MAX_LENGTH, required=False, allow_blank=True, allow_null=True, default=""
+    )
     flow = serializers.UUIDField(required=False, allow_null=True, default=None)
     organization = serializers.UUIDField(required=False, allow_null=True, default=None)
 
@@ -103,8 +112,29 @@ class FlowRequestSerializer(serializers.ModelSerializer):
 # --- Flows -------------------------------------------------------------------------------------------------------
 
 
+def instructions_alias() -> serializers.CharField:
+    """The original web frontend's ``instructions`` (what its drawers edit), taken as ``instruction`` when that is
+    blank; the original API dropped it, losing what people typed."""
+    return serializers.CharField(
+        allow_blank=True,
+        allow_null=True,
+        required=False,
+        default=None,
+        max_length=20_000,
+        write_only=True,
+        help_text="Another name for instruction, used when instruction is blank (the original web frontend's).",
+    )
+
+
+def take_instructions_alias(data: dict[str, Any]) -> dict[str, Any]:
+    alias = data.pop("instructions", None)
+    if alias and not data.get("instruction"):
+        data["instruction"] = alias
+    return data
+
+
 class TaskOperationInputSerializer(StrictInputSerializer):
-    ignored_fields = TASK_OPERATION_FIELDS
+    ignored_fields = [*TASK_OPERATION_FIELDS, *FRONTEND_TASK_OPERATION_FIELDS]
 
     name = serializers.CharField(max_length=255)
     task_definition = serializers.UUIDField()
@@ -120,20 +150,28 @@ class TaskOperationInputSerializer(StrictInputSerializer):
         help_text="Explicit bindings by parameter name: a literal, or a template such as "
         "'{{ steps.0.result.ticket_id }}' or '{{ request.metadata.customer_email }}'.",
     )
+    instructions = instructions_alias()
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        return take_instructions_alias(data)
 
 
 class DependencyInputSerializer(StrictInputSerializer):
-    ignored_fields = DEPENDENCY_FIELDS
+    ignored_fields = [*DEPENDENCY_FIELDS, *FRONTEND_DEPENDENCY_FIELDS]
 
     source_task_operation = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
     target_task_operation = serializers.IntegerField(min_value=0, max_value=MAX_TASK_OPERATIONS - 1)
     instruction = serializers.CharField(allow_blank=True, required=False, default="", max_length=20_000)
+    instructions = instructions_alias()
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        return take_instructions_alias(data)
 
 
 class FlowInputSerializer(StrictInputSerializer):
-    ignored_fields = FLOW_FIELDS
+    ignored_fields = [*FLOW_FIELDS, *FRONTEND_FLOW_FIELDS]
 
-    name = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH)
     task_operations = serializers.ListField(
         child=TaskOperationInputSerializer(), min_length=1, max_length=MAX_TASK_OPERATIONS
     )
@@ -173,6 +211,9 @@ class FlowSerializer(serializers.ModelSerializer):
     task_operations = TaskOperationSerializer(many=True, source="shown_version.task_operations")
     dependencies = DependencySerializer(many=True, source="shown_version.dependencies")
     planning_notes = serializers.ListField(child=serializers.CharField(), read_only=True)
+    created_by_human = serializers.BooleanField(
+        read_only=True, help_text="True for a flow a person made, false for one a planner generated (see planner)."
+    )
     version = serializers.IntegerField(
         source="shown_version.number",
         help_text="The number of the version shown: the latest unless ?version= names one.",

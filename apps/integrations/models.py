@@ -34,6 +34,11 @@ class Integration(BaseModel):
         return self.name
 
 
+# Integrations whose secrets a client hands over directly (POST /integration_credentials/); OAuth2 ones get theirs
+# from the provider, and the rest need none.
+DIRECT_SECRET_AUTH_TYPES = frozenset({Integration.AuthType.API_KEY, Integration.AuthType.BASIC})
+
+
 class TaskDefinition(BaseModel):
     """A task an integration can perform, with typed input parameters and outputs.
 

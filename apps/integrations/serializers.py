@@ -2,13 +2,36 @@
 
 from rest_framework import serializers
 
-from apps.integrations.models import Integration, TaskDefinition, WebhookTriggerDefinition
+from apps.integrations.models import DIRECT_SECRET_AUTH_TYPES, Integration, TaskDefinition, WebhookTriggerDefinition
 
 
 class IntegrationSerializer(serializers.ModelSerializer):
+    # The original API's two flags, which its web frontend reads; auth_type says the same, in full.
+    uses_api_key = serializers.SerializerMethodField(
+        help_text="True when its credential is a secret you send (auth_type api_key or basic)."
+    )
+    uses_sso_key = serializers.SerializerMethodField(help_text="True when it connects through OAuth2.")
+
     class Meta:
         model = Integration
-        fields = ["id", "name", "short_name", "class_name", "auth_type", "description", "created_date", "modified_date"]
+        fields = [
+            "id",
+            "name",
+            "short_name",
+            "class_name",
+            "auth_type",
+            "uses_api_key",
+            "uses_sso_key",
+            "description",
+            "created_date",
+            "modified_date",
+        ]
+
+    def get_uses_api_key(self, integration: Integration) -> bool:
+        return integration.auth_type in DIRECT_SECRET_AUTH_TYPES
+
+    def get_uses_sso_key(self, integration: Integration) -> bool:
+        return integration.auth_type == Integration.AuthType.OAUTH2
 
 
 class IntegrationSummarySerializer(serializers.ModelSerializer):

@@ -7,10 +7,12 @@ file holding the value of ``FOO`` (Docker and Kubernetes secrets). The README li
 
 import base64
 import hashlib
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from corsheaders.defaults import default_headers
 from django.core.exceptions import ImproperlyConfigured
 from environ.fileaware_mapping import FileAwareMapping
 
@@ -55,6 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "oauth2_provider",
     "axes",
+    "corsheaders",
     "apps.core",
     "apps.accounts",
     "apps.idempotency",
@@ -69,6 +72,10 @@ MIDDLEWARE = [
     # First: every answer, even a refusal by a later middleware, carries the request id and is timed.
     "apps.core.middleware.RequestIdMiddleware",
     "apps.core.middleware.RequestMetricsMiddleware",
+    # CORS before everything that can answer: a browser's preflight OPTIONS is answered here, before authentication
+    # and slash handling, and every other answer (a refusal by a later middleware included) gets its CORS headers.
+    # Only the two above stay outside it; they never answer themselves, so preflights keep a request id and timing.
+    "corsheaders.middleware.CorsMiddleware",
     # Outside the rest, so it sees every answer: the API's error answers that lack the JSON shape get it.
     "apps.core.middleware.JSONErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -175,6 +182,44 @@ NEENA_IDEMPOTENCY_TTL_HOURS = env.int("NEENA_IDEMPOTENCY_TTL_HOURS", default=24)
 # A key claimed by a request that never finished (its process died) is free again after this long. Until then a
 # repeat answers 409 idempotency_key_in_progress.
 NEENA_IDEMPOTENCY_CLAIM_SECONDS = env.int("NEENA_IDEMPOTENCY_CLAIM_SECONDS", default=60)
+
+# --- CORS ---------------------------------------------------------------------------------------------------------
+
+
+def _cors_origins(name: str) -> list[str]:
+    """The browser origins allowed to call the API, each ``scheme://host[:port]`` as a browser sends it in ``Origin``.
+
+    A typo (a path, a trailing slash, a missing scheme, ``*``) would silently allow nothing, or everything; it stops
+    start-up instead, naming the entry.
+    """
+    origins = env.list(name, default=[])
+    for origin in origins:
+        if not re.fullmatch(r"https?://(\[[0-9a-fA-F:.]+\]|[^/\s:*\[\]]+)(:[0-9]{1,5})?", origin):
+            raise ImproperlyConfigured(
+                f"{name}: {origin!r} is not an origin; write scheme://host[:port], e.g. https://app.example.com."
+            )
+    return origins
+
+
+# Origins of the single-page apps that call the API from a browser (django-cors-headers); none by default, so no
+# other site's scripts can read the API's answers. The API authenticates with bearer tokens, never cookies, so no
+# credentials mode is offered.
+CORS_ALLOWED_ORIGINS = _cors_origins("NEENA_CORS_ALLOWED_ORIGINS")
+CORS_URLS_REGEX = r"^/api/"
+CORS_ALLOW_CREDENTIALS = False
+# django-cors-headers' defaults (authorization and content-type among them) and the API's own request headers.
+CORS_ALLOW_HEADERS = [
+    *default_headers,
+    "api_key",
+    "idempotency-key",
+    "x-neena-organization",
+    "x-request-id",
+]
+# Headers a browser script may read: the request id (to quote in a report), when to retry after a 429 or 503, why a
+# token was refused, and whether an answer was an idempotent replay.
+CORS_EXPOSE_HEADERS = ["X-Request-ID", "Retry-After", "WWW-Authenticate", "Idempotent-Replayed"]
+# How long a browser may cache a preflight's answer, in seconds.
+CORS_PREFLIGHT_MAX_AGE = env.int("NEENA_CORS_PREFLIGHT_MAX_AGE_SECONDS", default=3600)
 
 # --- REST framework and OpenAPI ---------------------------------------------------------------------------------
 

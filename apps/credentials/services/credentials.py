@@ -13,11 +13,8 @@ from apps.credentials.models import IntegrationCredential
 from apps.credentials.services.oauth2 import credential_revoke
 from apps.integrations import egress
 from apps.integrations.connectors import connector_spec
-from apps.integrations.models import Integration
+from apps.integrations.models import DIRECT_SECRET_AUTH_TYPES, Integration
 from apps.integrations.selectors import integration_list
-
-# Integrations whose secrets a client may hand over directly; OAuth2 ones get theirs from the provider.
-DIRECT_SECRET_AUTH_TYPES = {Integration.AuthType.API_KEY, Integration.AuthType.BASIC}
 
 
 def _integration_resolve(*, integration_id: UUID | None, integration_short_name: str | None) -> Integration:
@@ -101,7 +98,9 @@ def credential_check(
     _config_addresses_check(resolved, config or {})
     secrets = {**(credentials or {}), **({"api_key": api_key} if api_key else {})}
     if not secrets:
-        raise InputValidationError.single(["body", "api_key"], "Give the api_key (or credentials) to store.", "missing")
+        raise InputValidationError.single(
+            ["body", "api_key"], "Give the api_key (or credential, or credentials) to store.", "missing"
+        )
     return resolved, secrets
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from apps.flows import bindings
 from apps.flows.dag import validate_dag
+from apps.flows.models import NAME_MAX_LENGTH
 from apps.flows.planning.catalogue import Catalogue, CatalogueEntry
 from apps.flows.planning.rules import PlanDraft, PlannedStep, unprovided_parameters
 from apps.integrations.datatypes import coerce
@@ -168,7 +169,9 @@ def _draft(answer: dict[str, Any], catalogue: Catalogue, metadata_keys: set[str]
     if problems:
         return None, problems
     notes = [str(note) for note in answer.get("notes", []) if isinstance(note, str)]
-    return PlanDraft(str(answer.get("name") or "Generated flow")[:255], steps, edges, notes, PLANNER_NAME), []
+    return PlanDraft(
+        str(answer.get("name") or "Generated flow")[:NAME_MAX_LENGTH], steps, edges, notes, PLANNER_NAME
+    ), []
 
 
 def plan(*, instructions: str, name: str, metadata_keys: set[str], catalogue: Catalogue) -> PlanDraft:
