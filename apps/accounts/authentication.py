@@ -105,6 +105,10 @@ class BearerTokenAuthentication(OAuth2Authentication):
         if len(credentials) == 2 and oidc_enabled() and looks_like_jwt(credentials[1]):
             return _authenticate_jwt(request, credentials[1])
         valid, oauth_request = get_oauthlib_core().verify_request(_HeadersOnly(django_request), scopes=[])
+        if valid and not oauth_request.user.is_active:
+            # The toolkit checks the token, not its user: deactivating someone must end their tokens and keys at once.
+            setattr(request, "oauth2_error", {"error": "invalid_token"})  # noqa: B010
+            raise AuthenticationFailed("The user is deactivated.", code="invalid_token")
         if valid:
             return oauth_request.user, oauth_request.access_token
         # Read by authenticate_header() for the WWW-Authenticate challenge.
