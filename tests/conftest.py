@@ -1,7 +1,8 @@
 """Personas and API clients.
 
 Personas: ``owner`` (with a personal organization), ``teammate`` (a member of the owner's organization) and
-``outsider`` (another organization entirely). Clients: one per way of authenticating, each holding a token.
+``outsider`` (another organization entirely). Clients: one per way of authenticating, each holding a token; JWTs come
+from ``oidc_issuer``, a local OIDC issuer configured as the deployment's.
 
 Every test runs under the network guard (``tests/network_guard.py``): an outbound connection made while the code under
 test holds a transaction open fails it, in this process and in the Celery workers the tests start.
@@ -16,15 +17,18 @@ from typing import Any
 
 import pytest
 import redis
+from django.core.cache import cache
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Organization, User
+from apps.accounts.oidc import key_cache_clear
 from apps.accounts.services import api_key_create
 from neena.celery import app as celery_app
 from neena.embedded_redis import EmbeddedRedis
 from tests import network_guard
 from tests.factories import UserFactory, add_member, personal_organization
+from tests.fakes.oidc_issuer import AUDIENCE, FakeOIDCIssuer, SigningKeys
 from tests.workers import CeleryWorker
 
 ALL_SCOPES = ("read", "write", "approve")
@@ -124,6 +128,39 @@ def outsider_api(outsider: User, make_client: Callable[..., APIClient]) -> APICl
 @pytest.fixture
 def teammate_api(teammate: User, make_client: Callable[..., APIClient]) -> APIClient:
     return make_client(teammate)
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer_server() -> Iterator[FakeOIDCIssuer]:
+    """One local issuer for the session, with key pairs generated for it (RSA generation is slow)."""
+    issuer = FakeOIDCIssuer(SigningKeys())
+    yield issuer
+    issuer.stop()
+
+
+@pytest.fixture
+def oidc_issuer(oidc_issuer_server: FakeOIDCIssuer) -> Iterator[FakeOIDCIssuer]:
+    """The local issuer as NEENA_OIDC_ISSUER (audience ``AUDIENCE``), publishing ``rsa-1`` and ``ec-1``, with nothing
+    of it remembered by Neena (keys, discovery, fetch limits) before or after the test."""
+    oidc_issuer_server.reset()
+    key_cache_clear()
+    cache.clear()
+    with override_settings(NEENA_OIDC_ISSUER=oidc_issuer_server.url, NEENA_OIDC_AUDIENCE=AUDIENCE):
+        yield oidc_issuer_server
+    key_cache_clear()
+    cache.clear()
+
+
+@pytest.fixture
+def jwt_client() -> Callable[[str], APIClient]:
+    """``jwt_client(token)``: a client sending the JWT as its bearer token."""
+
+    def make(token: str) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        return client
+
+    return make
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,6 +1,9 @@
 """Bearer-token authentication with the header forms existing clients send.
 
-Tokens are django-oauth-toolkit access tokens (OAuth2-issued or personal API keys). Besides the standard
+Tokens are django-oauth-toolkit access tokens (OAuth2-issued or personal API keys) and, when NEENA_OIDC_ISSUER is
+set, JWTs from that OIDC issuer: a bearer shaped like a JWT (three base64url segments; Neena's own tokens have no
+dots) is verified by ``apps.accounts.oidc`` and acts as the user its email claim names, provisioned when new
+(``user_sign_in_oidc``). Without an issuer a JWT goes the toolkit's way and is refused as unknown. Besides the standard
 ``Authorization: Bearer <token>``, the fuller public docs send ``api_key: <token>`` and some reference examples send
 a bare ``Authorization: <token>``; both are read as if they were the standard form.
 
@@ -15,8 +18,13 @@ from django.http import HttpRequest, QueryDict
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from oauth2_provider.contrib.rest_framework import OAuth2Authentication
 from oauth2_provider.oauth2_backends import get_oauthlib_core
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework import status
+from rest_framework.exceptions import APIException, AuthenticationFailed
 from rest_framework.request import Request
+
+from apps.accounts.exceptions import IssuerUnavailableError, TokenRefusedError
+from apps.accounts.oidc import OIDCToken, looks_like_jwt, oidc_enabled, token_identity, token_scope, token_verify
+from apps.accounts.services import user_sign_in_oidc
 
 # RFC 6750 §2.3 names the query parameter; its presence alone is refused.
 QUERY_TOKEN_PARAMETER = "access_token"  # noqa: S105 (a parameter name, not a secret)
@@ -30,6 +38,29 @@ def _normalise_authorization(meta: dict[str, Any]) -> None:
             meta["HTTP_AUTHORIZATION"] = f"Bearer {api_key}"
     elif " " not in authorization:
         meta["HTTP_AUTHORIZATION"] = f"Bearer {authorization}"
+
+
+class OIDCIssuerUnavailable(APIException):
+    """The issuer's keys could not be read, so a JWT can be neither accepted nor refused: 503, try again."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The token's issuer could not be reached to check its signature; try again shortly."
+    default_code = "oidc_issuer_unavailable"
+
+
+def _authenticate_jwt(request: Request, token: str) -> tuple[Any, OIDCToken]:
+    """Verifies the JWT (no transaction is open yet: reading the issuer's keys is a network call), then finds or
+    provisions its user in a short one."""
+    try:
+        claims = token_verify(token)
+        identity = token_identity(claims)
+        user = user_sign_in_oidc(subject=identity.subject, email=identity.email, full_name=identity.full_name)
+    except TokenRefusedError as error:
+        setattr(request, "oauth2_error", {"error": "invalid_token"})  # noqa: B010
+        raise AuthenticationFailed(error.message, code="invalid_token") from error
+    except IssuerUnavailableError as error:
+        raise OIDCIssuerUnavailable() from error
+    return user, OIDCToken(claims=claims, scope=token_scope(claims))
 
 
 class _HeadersOnly:
@@ -70,7 +101,14 @@ class BearerTokenAuthentication(OAuth2Authentication):
                 "Token and other authentication schemes are not supported.",
                 code="unsupported_scheme",
             )
+        credentials = django_request.META.get("HTTP_AUTHORIZATION", "").split(maxsplit=1)
+        if len(credentials) == 2 and oidc_enabled() and looks_like_jwt(credentials[1]):
+            return _authenticate_jwt(request, credentials[1])
         valid, oauth_request = get_oauthlib_core().verify_request(_HeadersOnly(django_request), scopes=[])
+        if valid and not oauth_request.user.is_active:
+            # The toolkit checks the token, not its user: deactivating someone must end their tokens and keys at once.
+            setattr(request, "oauth2_error", {"error": "invalid_token"})  # noqa: B010
+            raise AuthenticationFailed("The user is deactivated.", code="invalid_token")
         if valid:
             return oauth_request.user, oauth_request.access_token
         # Read by authenticate_header() for the WWW-Authenticate challenge.
@@ -94,6 +132,7 @@ class BearerTokenAuthenticationScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An OAuth2 access token or a personal API key (`python manage.py create_api_key`). "
+            "description": "An OAuth2 access token, a personal API key (`python manage.py create_api_key`) or, when "
+            "the deployment names an OIDC issuer (NEENA_OIDC_ISSUER), a JWT that issuer signed for this API. "
             "The same token is also accepted in an `api_key: <token>` header or as a bare `Authorization: <token>`.",
         }

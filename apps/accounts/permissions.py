@@ -1,10 +1,18 @@
 """Token scopes: ``read`` for GET, ``write`` for changes, ``approve`` for approval decisions."""
 
-from typing import Any, cast
+from collections.abc import Iterable
+from typing import Any, Protocol, cast
 
-from oauth2_provider.models import AccessToken
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
+
+
+class ScopedToken(Protocol):
+    """What ``request.auth`` is: the toolkit's AccessToken, or an OIDC issuer's verified JWT (``OIDCToken``)."""
+
+    scope: str
+
+    def allow_scopes(self, scopes: Iterable[str]) -> bool: ...
 
 
 def required_scope(request: Request, view: Any) -> str:
@@ -23,7 +31,7 @@ class HasTokenScope(BasePermission):
         if not (request.user and request.user.is_authenticated and request.auth is not None):
             return False
         scope = required_scope(request, view)
-        if not cast(AccessToken, request.auth).allow_scopes([scope]):
+        if not cast(ScopedToken, request.auth).allow_scopes([scope]):
             self.message = f"The token lacks the '{scope}' scope."
             return False
         return True
@@ -31,4 +39,4 @@ class HasTokenScope(BasePermission):
 
 def token_scopes(request: Request) -> list[str]:
     """The scopes of the token the request came with."""
-    return cast(AccessToken, request.auth).scope.split() if request.auth is not None else []
+    return cast(ScopedToken, request.auth).scope.split() if request.auth is not None else []

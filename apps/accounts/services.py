@@ -1,15 +1,16 @@
-"""Account rules: creating users with their personal organization, organizations and their approval policy, issuing
-personal API keys."""
+"""Account rules: creating users with their personal organization, signing in with an OIDC issuer's token,
+organizations and their approval policy, issuing personal API keys."""
 
 import secrets
 from collections.abc import Iterable
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from oauth2_provider.models import get_access_token_model, set_token_value
 
+from apps.accounts.exceptions import TokenRefusedError
 from apps.accounts.models import Membership, Organization, User
 from apps.core.exceptions import ErrorItem, ForbiddenError, InputValidationError
 
@@ -43,6 +44,43 @@ def user_get_or_create(*, email: str, full_name: str = "", auth0_id: str = "") -
     """The user with this email (case-insensitive), created with a personal organization when there is none."""
     user = User.objects.filter(email__iexact=email).first()
     return user or user_create(email=email, full_name=full_name, auth0_id=auth0_id)
+
+
+@transaction.atomic
+def user_sign_in_oidc(*, subject: str, email: str, full_name: str = "") -> User:
+    """The user a verified OIDC token acts as: found by the email the issuer vouches for, provisioned when new.
+
+    Steps:
+    1. The user with this email (case-insensitive); none: one is created with a personal organization and
+       ``auth0_id`` set to ``subject`` (as ``create_if_not_exists`` documents). Of two first requests at once, the
+       second reads the user the first created.
+    2. A deactivated user is refused.
+    3. A user whose ``auth0_id`` is blank is linked to ``subject`` now (an UPDATE conditional on it being blank).
+    4. A user linked to another subject is refused: the email belongs to another of the issuer's identities (another
+       connection, or someone else's account claiming the address). The subject alone never finds a user: any user
+       may write ``auth0_id`` into their own account through ``create_if_not_exists``.
+    """
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        try:
+            with transaction.atomic():
+                user = user_create(email=email, full_name=full_name, auth0_id=subject)
+        except IntegrityError:
+            user = User.objects.filter(email__iexact=email).first()
+            if user is None:
+                raise
+    if not user.is_active:
+        raise TokenRefusedError("The user is deactivated.")
+    if not user.auth0_id and User.objects.filter(pk=user.pk, auth0_id="").update(auth0_id=subject):
+        user.auth0_id = subject
+    elif not user.auth0_id:
+        user.refresh_from_db(fields=["auth0_id"])
+    if user.auth0_id != subject:
+        raise TokenRefusedError(
+            "This email belongs to a Neena user linked to another identity of the issuer (auth0_id); an "
+            "administrator can clear the user's auth0_id to link this one."
+        )
+    return user
 
 
 @transaction.atomic

@@ -305,6 +305,41 @@ OAUTH2_PROVIDER = {
     # Client applications' redirect URIs: https only in production; development also allows http (localhost).
     "ALLOWED_REDIRECT_URI_SCHEMES": env.list("NEENA_OAUTH2_REDIRECT_URI_SCHEMES", default=["http", "https"]),
 }
+
+# --- External OIDC issuer ----------------------------------------------------------------------------------------
+
+# JWT bearer tokens from an OIDC issuer (Auth0 or any), verified against its published keys (apps/accounts/oidc.py).
+# Empty issuer: off, and a JWT is refused like any unknown token. The issuer is compared exactly with the tokens'
+# `iss` (Auth0's ends with a slash); the audience is the API identifier the tokens must name in `aud`.
+NEENA_OIDC_ISSUER = env.str("NEENA_OIDC_ISSUER", default="")
+NEENA_OIDC_AUDIENCE = env.str("NEENA_OIDC_AUDIENCE", default="")
+# Where the issuer publishes its keys; empty: read from <issuer>/.well-known/openid-configuration (`jwks_uri`).
+NEENA_OIDC_JWKS_URL = env.str("NEENA_OIDC_JWKS_URL", default="")
+# The claim holding the user's email (Auth0 access tokens carry it only in a namespaced claim an Action adds).
+NEENA_OIDC_EMAIL_CLAIM = env.str("NEENA_OIDC_EMAIL_CLAIM", default="email")
+# How long the discovery document and the keys are kept (in each process and in Django's cache) before they are
+# read again; a token naming a key not among them reads them again at once, at most once per REFETCH seconds.
+NEENA_OIDC_JWKS_CACHE_SECONDS = _at_least_one("NEENA_OIDC_JWKS_CACHE_SECONDS", 600)
+NEENA_OIDC_JWKS_REFETCH_SECONDS = _at_least_one("NEENA_OIDC_JWKS_REFETCH_SECONDS", 60)
+# Clock skew allowed on `exp`, `nbf` and `iat`.
+NEENA_OIDC_LEEWAY_SECONDS = env.int("NEENA_OIDC_LEEWAY_SECONDS", default=30)
+# How long one request to the issuer (discovery, keys) may take.
+NEENA_OIDC_TIMEOUT_SECONDS = env.float("NEENA_OIDC_TIMEOUT_SECONDS", default=5.0)
+if NEENA_OIDC_ISSUER and not NEENA_OIDC_AUDIENCE:
+    raise ImproperlyConfigured(
+        "NEENA_OIDC_ISSUER is set but NEENA_OIDC_AUDIENCE is empty: tokens the issuer made for any other API would "
+        "be accepted. Set NEENA_OIDC_AUDIENCE to this API's identifier (see the README)."
+    )
+if NEENA_OIDC_JWKS_REFETCH_SECONDS > NEENA_OIDC_JWKS_CACHE_SECONDS:
+    raise ImproperlyConfigured(
+        "NEENA_OIDC_JWKS_REFETCH_SECONDS must be at most NEENA_OIDC_JWKS_CACHE_SECONDS: the keys could otherwise "
+        "be due for reading again while reading them is not yet allowed."
+    )
+if NEENA_OIDC_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured(f"NEENA_OIDC_TIMEOUT_SECONDS must be more than 0, not {NEENA_OIDC_TIMEOUT_SECONDS}.")
+if NEENA_OIDC_LEEWAY_SECONDS < 0:
+    raise ImproperlyConfigured(f"NEENA_OIDC_LEEWAY_SECONDS must be 0 or more, not {NEENA_OIDC_LEEWAY_SECONDS}.")
+
 # --- Login lockout ---------------------------------------------------------------------------------------------
 
 # After this many failed logins of one email from one address (the admin's and the OAuth2 server's login pages, by

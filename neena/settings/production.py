@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.structured_logs import logging_config
 from neena.settings.base import *  # noqa: F403
-from neena.settings.base import NEENA_LOG_LEVEL, OAUTH2_PROVIDER, env
+from neena.settings.base import NEENA_LOG_LEVEL, NEENA_OIDC_ISSUER, NEENA_OIDC_JWKS_URL, OAUTH2_PROVIDER, env
 
 # Words that only example and placeholder values contain (docker-compose.yml's old defaults, the Dockerfile's
 # build-time key, base.py's development key, "changeme" and friends).
@@ -85,6 +85,11 @@ OAUTH2_PROVIDER = {
     **OAUTH2_PROVIDER,
     "ALLOWED_REDIRECT_URI_SCHEMES": env.list("NEENA_OAUTH2_REDIRECT_URI_SCHEMES", default=["https"]),
 }
+
+# The OIDC issuer's keys decide who may act as whom: read them over https only, where no one on the path can swap them.
+for _name, _url in (("NEENA_OIDC_ISSUER", NEENA_OIDC_ISSUER), ("NEENA_OIDC_JWKS_URL", NEENA_OIDC_JWKS_URL)):
+    if _url and not _url.startswith("https://"):
+        raise ImproperlyConfigured(f"{_name} must be an https:// URL in production, not {_url!r}.")
 
 # The image runs collectstatic; serve only the collected files.
 SERVESTATIC_USE_FINDERS = False

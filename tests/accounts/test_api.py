@@ -97,6 +97,19 @@ def test_expired_token_is_401(owner, make_client):
     assert client.get("/api/v1/users/").status_code == 401
 
 
+@pytest.mark.parametrize("header", ["bearer", "api_key", "bare"])
+def test_a_deactivated_users_key_is_401_at_once(owner, make_client, header):
+    client = make_client(owner, header=header)
+    assert client.get("/api/v1/users/").status_code == 200
+
+    User.objects.filter(pk=owner.pk).update(is_active=False)
+    response = client.get("/api/v1/users/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "The user is deactivated.", "code": "invalid_token"}
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="neena",error="invalid_token"')
+
+
 def test_write_without_write_scope_is_403(owner, make_client):
     response = make_client(owner, scopes=("read",)).post(
         "/api/v1/flow_requests/", {"request_instructions": "x"}, format="json"

@@ -72,3 +72,45 @@ def test_a_response_bound_below_one_stops_the_start(name: str) -> None:
 
     assert result.returncode != 0
     assert f"{name} must be at least 1, not 0." in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"NEENA_OIDC_ISSUER": "https://neena.eu.auth0.com/"},
+            "NEENA_OIDC_ISSUER is set but NEENA_OIDC_AUDIENCE is empty",
+        ),
+        (
+            {"NEENA_OIDC_ISSUER": "http://neena.eu.auth0.com/", "NEENA_OIDC_AUDIENCE": "https://api.neena.io"},
+            "NEENA_OIDC_ISSUER must be an https:// URL in production",
+        ),
+        (
+            {
+                "NEENA_OIDC_ISSUER": "https://neena.eu.auth0.com/",
+                "NEENA_OIDC_AUDIENCE": "https://api.neena.io",
+                "NEENA_OIDC_JWKS_URL": "http://neena.eu.auth0.com/.well-known/jwks.json",
+            },
+            "NEENA_OIDC_JWKS_URL must be an https:// URL in production",
+        ),
+        (
+            {"NEENA_OIDC_JWKS_REFETCH_SECONDS": "700"},
+            "NEENA_OIDC_JWKS_REFETCH_SECONDS must be at most NEENA_OIDC_JWKS_CACHE_SECONDS",
+        ),
+    ],
+)
+def test_an_oidc_issuer_that_could_accept_foreign_tokens_stops_the_start(
+    overrides: dict[str, str], message: str
+) -> None:
+    result = manage("check", environment=production_environment(**overrides))
+
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_an_https_oidc_issuer_with_an_audience_starts() -> None:
+    overrides = {"NEENA_OIDC_ISSUER": "https://neena.eu.auth0.com/", "NEENA_OIDC_AUDIENCE": "https://api.neena.io"}
+
+    result = manage("check", "--deploy", "--fail-level", "WARNING", environment=production_environment(**overrides))
+
+    assert result.returncode == 0, result.stdout + result.stderr
