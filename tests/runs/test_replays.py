@@ -5,6 +5,8 @@ Steps are run in-process (``run_steps`` plays the worker) with nothing sent to t
 test_replays_worker.py runs a rerun from a step on a real worker.
 """
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from io import StringIO
 from uuid import UUID
@@ -12,6 +14,7 @@ from uuid import UUID
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -104,7 +107,7 @@ def test_rerun_with_an_unknown_version_is_a_422_naming_it(api, owner):
     assert response.status_code == 422
     (item,) = response.json()["detail"]
     assert item["loc"] == ["query", "version"]
-    assert "newest" in item["msg"]
+    assert ("newest" in item["msg"], item["type"]) == (True, "invalid_choice")
     assert FlowRun.objects.count() == 1
 
 
@@ -416,3 +419,37 @@ def test_the_command_refuses_a_bad_flow_or_date(owner, arguments, message):
 
     with pytest.raises(CommandError, match=message):
         call_command("runs", "retry", *arguments, stdout=StringIO())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks across connections: PostgreSQL only")
+@pytest.mark.django_db(transaction=True)
+def test_two_retry_failed_calls_in_two_connections_retry_each_run_once(owner, organization, monkeypatch):
+    """Both calls have read the same failed runs before either retries one; the row lock and the conditional move
+    from failed let exactly one of them retry each run."""
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow = _failing_flow(owner)
+    failed = _failed_runs(owner, flow, 4)
+    both_listed = threading.Barrier(2, timeout=30)
+    retry = replays.run_retry
+    listed = threading.local()
+
+    def after_both_listed(**kwargs):
+        if not getattr(listed, "done", False):
+            listed.done = True
+            both_listed.wait()
+        return retry(**kwargs)
+
+    monkeypatch.setattr(replays, "run_retry", after_both_listed)
+
+    def call():
+        try:
+            return flow_runs_retry_failed(flow=flow, user=owner)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reports = [future.result() for future in [pool.submit(call), pool.submit(call)]]
+
+    assert sum(report.queued for report in reports) == len(failed)
+    assert sum(report.skipped for report in reports) == len(failed)
+    assert set(FlowRun.objects.filter(flow=flow).values_list("status", flat=True)) == {FlowRun.Status.IN_PROGRESS}
