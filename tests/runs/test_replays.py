@@ -453,3 +453,21 @@ def test_two_retry_failed_calls_in_two_connections_retry_each_run_once(owner, or
     assert sum(report.queued for report in reports) == len(failed)
     assert sum(report.skipped for report in reports) == len(failed)
     assert set(FlowRun.objects.filter(flow=flow).values_list("status", flat=True)) == {FlowRun.Status.IN_PROGRESS}
+
+
+def test_a_repeated_rerun_from_or_retry_failed_with_one_idempotency_key_acts_once(api, owner, organization):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    source = _completed_run(owner, _forked(owner))
+    flow = _failing_flow(owner)
+    _failed_runs(owner, flow, 1)
+    path = f"/api/v1/flow_runs/rerun_from?flow_run_id={source.id}&task_operation_index=1"
+    body = {"parameters": {"template": "again"}}
+
+    first = api.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY="replay")
+    repeated = api.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY="replay")
+    retried = api.post(f"/api/v1/flow_runs/retry_failed?flow_id={flow.id}", HTTP_IDEMPOTENCY_KEY="batch")
+    retried_again = api.post(f"/api/v1/flow_runs/retry_failed?flow_id={flow.id}", HTTP_IDEMPOTENCY_KEY="batch")
+
+    assert repeated.content == first.content
+    assert FlowRun.objects.filter(rerun_of=source).count() == 1
+    assert retried.json()["queued"] == retried_again.json()["queued"] == 1
