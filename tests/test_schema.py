@@ -36,6 +36,8 @@ DOCUMENTED = {
     "/api/v1/flow_runs/cancel": {"post"},
     "/api/v1/flow_runs/retry": {"post"},
     "/api/v1/flow_runs/rerun": {"post"},
+    "/api/v1/flow_runs/rerun_from": {"post"},
+    "/api/v1/flow_runs/retry_failed": {"post"},
     "/api/v1/flow_runs/all": {"get"},
     "/api/v1/flow_runs/all_for_flow_id": {"get"},
     "/api/v1/flow_runs/with_flow_result": {"get"},
@@ -104,6 +106,8 @@ IDEMPOTENT = {
     ("post", "/api/v1/flow_runs/cancel"),
     ("post", "/api/v1/flow_runs/retry"),
     ("post", "/api/v1/flow_runs/rerun"),
+    ("post", "/api/v1/flow_runs/rerun_from"),
+    ("post", "/api/v1/flow_runs/retry_failed"),
 }
 
 

@@ -57,6 +57,8 @@ ADDRESSED_IN_QUERY = {
     "/api/v1/flow_runs/cancel": {"flow_run_id": "flow_run"},
     "/api/v1/flow_runs/retry": {"flow_run_id": "flow_run"},
     "/api/v1/flow_runs/rerun": {"flow_run_id": "flow_run"},
+    "/api/v1/flow_runs/rerun_from": {"flow_run_id": "flow_run"},
+    "/api/v1/flow_runs/retry_failed": {"flow_id": "flow"},
     "/api/v1/webhook_trigger_operations/": {"id": "trigger_operation"},
     "/api/v1/webhook_trigger_operations/rotate_secret": {"id": "trigger_operation"},
     "/api/v1/webhook_trigger_runs/": {"id": "trigger_run"},
@@ -66,6 +68,7 @@ ADDRESSED_IN_BODY = {
     ("PUT", "/api/v1/flows/"): {"id": "flow"},
     ("PUT", "/api/v1/webhook_trigger_operations/"): {"id": "trigger_operation"},
     ("POST", "/api/v1/flow_runs/"): {"flow": "flow", "flow_request": "flow_request"},
+    ("POST", "/api/v1/flow_runs/retry_failed"): {"flow_id": "flow"},
 }
 # Everything else naming an object of another organization: answered as if the id existed nowhere.
 REFERRED_TO_IN_QUERY = {

@@ -93,6 +93,13 @@ def _write_requests(objects, owner):
         ("post", f"/api/v1/flow_runs/rerun?flow_run_id={run.id}", {"inputs": {}}, "inputs"),
         (
             "post",
+            f"/api/v1/flow_runs/rerun_from?flow_run_id={run.id}&task_operation_index=0",
+            {"paramters": {"template": "x"}},
+            "paramters",
+        ),
+        ("post", "/api/v1/flow_runs/retry_failed", {"flow_id": str(flow.id), "after": "2026-01-01"}, "after"),
+        (
+            "post",
             "/api/v1/integration_credentials/",
             {"integration_short_name": "trello", "api_key": "k", "apikey": "k"},
             "apikey",

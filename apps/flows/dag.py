@@ -5,7 +5,7 @@ planner and the benchmarks share them.
 """
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 Edge = tuple[int, int]
@@ -158,4 +158,19 @@ def ancestors(step_count: int, edges: Sequence[Edge], index: int) -> set[int]:
         if current not in found:
             found.add(current)
             stack.extend(predecessors[current])
+    return found
+
+
+def descendants(edges: Iterable[Edge], roots: Iterable[int]) -> set[int]:
+    """Every step that runs after one of ``roots`` (transitively), the roots themselves excluded unless reached."""
+    successors: dict[int, list[int]] = {}
+    for source, target in edges:
+        successors.setdefault(source, []).append(target)
+    found: set[int] = set()
+    stack = list(roots)
+    while stack:
+        for successor in successors.get(stack.pop(), []):
+            if successor not in found:
+                found.add(successor)
+                stack.append(successor)
     return found

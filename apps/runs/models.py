@@ -44,6 +44,12 @@ class FlowRun(OwnedModel):
     approval_requested_at = models.DateTimeField(null=True, blank=True)
     status_reason = models.TextField(blank=True, default="", help_text="Why the run failed or was cancelled.")
     rerun_of = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns")
+    rerun_from_index = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="For a rerun from a step: that step's index. The steps not downstream of it were copied from "
+        "rerun_of (their task runs' copied_from), not run again.",
+    )
 
     TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
 
@@ -66,7 +72,9 @@ class TaskRun(BaseModel):
     ``task_prep_prompt`` holds the messages describing the step; ``task_prep_answer`` the prepared ``parameters``.
     ``task_operation`` is the step of the run's flow version (immutable; null only for task runs whose step an edit
     removed before flows had versions). ``approved_step`` is what an approval fixed (see
-    ``apps.runs.services.approved_steps``): the step runs exactly that, or fails.
+    ``apps.runs.services.approved_steps``): the step runs exactly that, or fails. ``copied_from`` marks a step of a
+    rerun from a later step: it was never run here, its result is the source task run's. ``parameter_overrides`` are
+    the values a rerun from this step set (``apps.runs.services.replays``); its preparation uses them first.
     """
 
     class Status(models.TextChoices):
@@ -104,6 +112,18 @@ class TaskRun(BaseModel):
         blank=True,
         help_text="What the approval fixed: task definition, integration, credential and parameters, with their "
         "fingerprint. Empty when not approved.",
+    )
+    copied_from = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="copies",
+        help_text="The task run of an earlier run whose result this one holds (a rerun from a later step); it was "
+        "not run again.",
+    )
+    parameter_overrides = models.JSONField(
+        default=dict, blank=True, help_text="Parameter values set by a rerun from this step, by name, already typed."
     )
 
     TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.SKIPPED)

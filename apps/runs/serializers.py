@@ -8,6 +8,7 @@ from rest_framework import serializers
 from apps.core.pagination import MAX_SKIP
 from apps.core.serializers import AttributeModelSerializer, StrictInputSerializer
 from apps.core.validators import reject_nul_characters
+from apps.flows.serializers import MAX_TASK_OPERATIONS
 from apps.runs.models import FlowResult, FlowRun, TaskRun
 from apps.runs.selectors import (
     LARGE_TASK_RUN_FIELDS,
@@ -15,6 +16,7 @@ from apps.runs.selectors import (
     listed_attribute,
     size_attribute,
 )
+from apps.runs.services.control import RerunVersion
 
 AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
 
@@ -36,10 +38,17 @@ class TaskRunSerializer(AttributeModelSerializer):
             "attempt",
             "omitted_fields",
             "approved_step",
+            "copied_from",
         ]
 
     omitted_fields = serializers.SerializerMethodField(
         help_text="The fields left out (null) because they are too large for a list; reading the run shows them."
+    )
+    copied_from = serializers.UUIDField(
+        source="copied_from_id",
+        allow_null=True,
+        help_text="In a rerun from a later step: the task run whose preparation and result this step holds; it was "
+        "not run again. Null for a step that ran in this run.",
     )
 
     def get_omitted_fields(self, task_run: Any) -> list[str]:
@@ -87,6 +96,7 @@ class FlowRunPreviewSerializer(AttributeModelSerializer):
             "approval_comment",
             "status_reason",
             "rerun_of",
+            "rerun_from_index",
             *AUDIT_FIELDS,
         ]
 
@@ -171,6 +181,58 @@ class TaskRunsPageQuerySerializer(serializers.Serializer):
 
 class FlowRunIdQuerySerializer(serializers.Serializer):
     flow_run_id = serializers.UUIDField()
+
+
+class RerunQuerySerializer(FlowRunIdQuerySerializer):
+    version = serializers.ChoiceField(
+        choices=RerunVersion.choices,
+        default=RerunVersion.PINNED,
+        help_text="pinned (the default): the run's own flow version; latest: the flow's latest version.",
+    )
+
+
+class RerunFromQuerySerializer(FlowRunIdQuerySerializer):
+    task_operation_index = serializers.IntegerField(
+        min_value=0,
+        max_value=MAX_TASK_OPERATIONS - 1,
+        help_text="The step to run from; the steps not downstream are copied.",
+    )
+
+
+class RerunFromInputSerializer(StrictInputSerializer):
+    parameters = serializers.DictField(
+        child=serializers.JSONField(allow_null=True),
+        required=False,
+        default=dict,
+        validators=[reject_nul_characters],
+        help_text="Values for parameters of the chosen step, by name, each of its parameter's type; its preparation "
+        "takes them first.",
+    )
+
+
+class RetryFailedQuerySerializer(serializers.Serializer):
+    flow_id = serializers.UUIDField(required=False, help_text="The flow (here or in the body).")
+    since = serializers.DateTimeField(
+        required=False, help_text="Only runs that failed at or after this time (ISO 8601; a date means its midnight)."
+    )
+
+
+class RetryFailedInputSerializer(StrictInputSerializer):
+    flow_id = serializers.UUIDField(required=False, help_text="The flow (here or in the query).")
+    since = serializers.DateTimeField(
+        required=False, help_text="Only runs that failed at or after this time (ISO 8601; a date means its midnight)."
+    )
+
+
+class RetryReportSerializer(serializers.Serializer):
+    queued = serializers.IntegerField(help_text="How many failed runs were queued again.")
+    skipped = serializers.IntegerField(
+        help_text="Failed runs found that were not retried: retried meanwhile by another call, or refused (a task "
+        "gone from the catalogue, say)."
+    )
+    more = serializers.BooleanField(
+        help_text="True when more failed runs than NEENA_RETRY_FAILED_LIMIT were found: call again for the rest."
+    )
 
 
 class ExecuteQuerySerializer(serializers.Serializer):

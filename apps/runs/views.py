@@ -1,5 +1,7 @@
 """``/api/v1/flow_runs/`` (reading runs) and ``/api/v1/flow_results/`` (the latest result per entity)."""
 
+from typing import Any
+
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins
@@ -7,7 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from apps.core.exceptions import NotFoundError
+from apps.core.exceptions import InputValidationError, NotFoundError
 from apps.core.query import IdQuerySerializer, parse_query
 from apps.core.viewsets import QueryStringViewSet
 from apps.flows.selectors import flow_and_request_for_user, flow_list_for_user
@@ -33,11 +35,18 @@ from apps.runs.serializers import (
     FlowRunSerializer,
     FlowRunWithResultSerializer,
     ListedFlowRunSerializer,
+    RerunFromInputSerializer,
+    RerunFromQuerySerializer,
+    RerunQuerySerializer,
+    RetryFailedInputSerializer,
+    RetryFailedQuerySerializer,
+    RetryReportSerializer,
     TaskRunsPageQuerySerializer,
 )
 from apps.runs.services.approval import run_approve, run_reject
 from apps.runs.services.control import run_cancel, run_rerun, run_retry
 from apps.runs.services.execution import flow_execute
+from apps.runs.services.replays import flow_runs_retry_failed, run_rerun_from
 
 
 @extend_schema_view(
@@ -145,16 +154,76 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
 
     @extend_schema(
         summary="Rerun a flow run",
-        description="Starts a new run of the same flow and flow request from the beginning; returns the new run.",
-        parameters=[FlowRunIdQuerySerializer],
+        description="Starts a new run of the same flow and flow request from the beginning, on the run's own flow "
+        "version (version=pinned, the default) or the flow's latest (version=latest); returns the new run. 409 "
+        "flow_deleted when the flow was deleted.",
+        parameters=[RerunQuerySerializer],
         request=None,
         responses=FlowRunSerializer,
     )
     @idempotent()
     @action(detail=False, methods=["post"], url_path="rerun")
     def rerun(self, request: Request) -> Response:
+        query = parse_query(RerunQuerySerializer, request)
         self.refuse_body_fields()
-        return self._render(run_rerun(flow_run=self._run_from_query(), user=self.user))
+        flow_run = self.get_object_by_id(query["flow_run_id"])
+        return self._render(run_rerun(flow_run=flow_run, user=self.user, version=query["version"]))
+
+    @extend_schema(
+        summary="Rerun a flow run from a step",
+        description="Starts a new run of the run's own flow version for the same request that copies the steps not "
+        "downstream of task_operation_index (completed, with the source's results; copied_from names the source "
+        "task run) and runs from that step, as any run (approval included). parameters set values of that step "
+        "only, each of its type (422 naming an unknown or mistyped one). 409 source_step_not_completed when a step "
+        "to copy did not complete in the source run.",
+        parameters=[RerunFromQuerySerializer],
+        request=RerunFromInputSerializer,
+        responses=FlowRunSerializer,
+    )
+    @idempotent()
+    @action(detail=False, methods=["post"], url_path="rerun_from")
+    def rerun_from(self, request: Request) -> Response:
+        query = parse_query(RerunFromQuerySerializer, request)
+        serializer = RerunFromInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        flow_run = self.get_object_by_id(query["flow_run_id"])
+        return self._render(
+            run_rerun_from(
+                flow_run=flow_run,
+                user=self.user,
+                task_operation_index=query["task_operation_index"],
+                parameters=serializer.validated_data["parameters"],
+            )
+        )
+
+    @extend_schema(
+        summary="Retry every failed run of a flow",
+        description="Retries the flow's failed runs (with since, those that failed at or after it), oldest failure "
+        "first, at most NEENA_RETRY_FAILED_LIMIT (100) per call; flow_id and since in the query or the body. Each run "
+        "is retried as flow_runs/retry does; a run no longer failed (retried meanwhile) is skipped, so two calls at "
+        "once retry each run once. Answers how many were queued.",
+        parameters=[RetryFailedQuerySerializer],
+        request=RetryFailedInputSerializer,
+        responses=RetryReportSerializer,
+    )
+    # Each run is retried in its own transaction, so no lock is held across the batch; repeating the call is
+    # harmless (what it retried is no longer failed), so the effect need not share the answer's transaction.
+    @idempotent(in_transaction=False)
+    @action(detail=False, methods=["post"], url_path="retry_failed")
+    def retry_failed(self, request: Request) -> Response:
+        query = parse_query(RetryFailedQuerySerializer, request)
+        serializer = RetryFailedInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        given = _given_once(query, serializer.validated_data)
+        if "flow_id" not in given:
+            raise InputValidationError.single(
+                ["query", "flow_id"], "Give flow_id, in the query or in the body.", "missing"
+            )
+        flow = flow_list_for_user(user=self.user, include_deleted=True).filter(id=given["flow_id"]).first()
+        if flow is None:
+            raise NotFoundError("Flow not found.")
+        report = flow_runs_retry_failed(flow=flow, user=self.user, since=given.get("since"))
+        return Response(RetryReportSerializer(report).data)
 
     def get_queryset(self) -> QuerySet[FlowRun]:
         if self.action == "preview":
@@ -202,6 +271,16 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
     def preview(self, request: Request) -> Response:
         page = self.paginate_queryset(self.get_queryset())
         return Response(FlowRunPreviewSerializer(page, many=True).data)
+
+
+def _given_once(query: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The parameters given in the query or the body; a 422 for one given in both with different values."""
+    for name in query.keys() & body.keys():
+        if query[name] != body[name]:
+            raise InputValidationError.single(
+                ["body", name], f"'{name}' is given in the query and the body with different values.", "conflict"
+            )
+    return {**query, **body}
 
 
 class FlowResultViewSet(QueryStringViewSet):

@@ -173,6 +173,9 @@ NEENA_LIST_TASK_RUN_FIELD_CHARS = _at_least_one("NEENA_LIST_TASK_RUN_FIELD_CHARS
 # Answers showing one run embed at most this many task runs (the default and the maximum of task_runs_limit on
 # flow_runs/?id= and with_flow_result). Flows have at most 1000 steps, so by default every step is shown.
 NEENA_DETAIL_TASK_RUNS_LIMIT = _at_least_one("NEENA_DETAIL_TASK_RUNS_LIMIT", 1000)
+# POST /flow_runs/retry_failed (and `manage.py runs retry`) retries at most this many failed runs per call, oldest
+# failure first; its answer says when there were more ("more": true).
+NEENA_RETRY_FAILED_LIMIT = _at_least_one("NEENA_RETRY_FAILED_LIMIT", 100)
 
 # --- Idempotency keys ------------------------------------------------------------------------------------------
 

@@ -1,5 +1,7 @@
 """The rules preparer: where each parameter's value comes from, coercion, and the failures that name a parameter."""
 
+import dataclasses
+
 import pytest
 
 from apps.flows.models import FlowRequest, TaskOperation
@@ -203,6 +205,29 @@ def test_llm_preparer_takes_the_models_values_but_keeps_bindings(model):
     assert preparation.answer["preparer"] == "llm"
     (request,) = model.requests
     assert preparation.prompt["messages"] == request.body["messages"]
+
+
+def test_a_reruns_overrides_come_before_bindings_and_supply_what_nothing_else_does():
+    inputs = _inputs("Send Notification", bindings={"message": "Bound text"})
+    overridden = dataclasses.replace(inputs, overrides={"message": "Set again", "recipient": "bo@example.com"})
+
+    with pytest.raises(PreparationError, match="recipient"):
+        step_prepare(inputs)
+    assert _prepared(overridden) == {
+        "recipient": ("bo@example.com", "rerun override"),
+        "message": ("Set again", "rerun override"),
+    }
+
+
+def test_llm_preparer_keeps_a_reruns_overrides(model):
+    from apps.runs.services.preparation import step_prepare_configured
+
+    model.answer({"parameters": [{"name": "message", "value": "the model's", "explanation": "x"}]})
+    inputs = dataclasses.replace(
+        _inputs("Send Notification", bindings={"recipient": "ann@example.com"}), overrides={"message": "Set again"}
+    )
+
+    assert _values(step_prepare_configured(inputs))["message"] == ("Set again", "rerun override")
 
 
 def test_llm_preparer_replaces_values_of_the_wrong_type_and_falls_back_when_unreachable(model):

@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -48,11 +48,12 @@ def run_cancel(*, flow_run: FlowRun, user: User, reason: str = "") -> FlowRun:
 
 
 @transaction.atomic
-def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
+def run_retry(*, flow_run: FlowRun, user: User | None, actor: str = "") -> FlowRun:
     """Re-runs the failed steps and those after them, as the run's own flow version has them (also when the flow was
     edited or deleted since); completed steps keep their results. The steps' tasks and the run's request are checked
     again first (``run_references_check``), and an approval given before is not carried over: a side effect asks
-    for a new one."""
+    for a new one. The move from failed is conditional (and under the run's row lock), so of two retries of one run one
+    wins and the other answers 409 ``not_failed``. ``actor`` names who retried when no user did (a command)."""
     locked = FlowRun.objects.select_for_update().select_related("flow", "flow_request").get(id=flow_run.id)
     if locked.status != FlowRun.Status.FAILED:
         raise ConflictError(f"Only a failed run can be retried; this one is {locked.status}.", code="not_failed")
@@ -68,6 +69,15 @@ def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
         ],
     )
     now = timezone.now()
+    # The move from failed is itself conditional, so that it is taken once even where the row lock is not (SQLite).
+    if not FlowRun.objects.filter(id=locked.id, status=FlowRun.Status.FAILED).update(
+        status=FlowRun.Status.IN_PROGRESS,
+        status_reason="",
+        end_time=None,
+        modified_by_email=user.email if user else actor,
+        modified_date=now,
+    ):
+        raise ConflictError("Only a failed run can be retried; it was retried meanwhile.", code="not_failed")
     again.update(
         status=TaskRun.Status.PENDING,
         error="",
@@ -81,19 +91,22 @@ def run_retry(*, flow_run: FlowRun, user: User) -> FlowRun:
         lease_expires_at=None,
         modified_date=now,
     )
-    locked.status = FlowRun.Status.IN_PROGRESS
-    locked.status_reason = ""
-    locked.end_time = None
-    locked.modified_by_email = user.email
-    locked.save(update_fields=["status", "status_reason", "end_time", "modified_by_email", "modified_date"])
     ready_steps_send(flow_run_advance(flow_run_id=locked.id))
     locked.refresh_from_db()
     return locked
 
 
-def run_rerun(*, flow_run: FlowRun, user: User) -> FlowRun:
-    """A new run of the same flow version for the same request, from the beginning; 409 when the flow or the request
-    was deleted, moved to another organization, or a task of the version left the catalogue."""
+class RerunVersion(models.TextChoices):
+    """Which version a rerun executes: the source run's own (``pinned``) or the flow's latest."""
+
+    PINNED = "pinned", "The run's own version"
+    LATEST = "latest", "The flow's latest version"
+
+
+def run_rerun(*, flow_run: FlowRun, user: User, version: str = RerunVersion.PINNED) -> FlowRun:
+    """A new run for the same request, from the beginning, of the same flow version (``pinned``) or of the flow's
+    latest one (``latest``); 409 when the flow or the request was deleted, moved to another organization, or a task
+    of the version left the catalogue."""
     if flow_run.flow_request.organization_id != flow_run.organization_id:
         raise ConflictError(
             "The flow request no longer belongs to the run's organization.", code="organization_mismatch"
@@ -104,7 +117,7 @@ def run_rerun(*, flow_run: FlowRun, user: User) -> FlowRun:
         flow_request=flow_run.flow_request,
         triggered_by=user.email,
         rerun_of=flow_run,
-        flow_version=flow_run.flow_version,
+        flow_version=flow_run.flow_version if version == RerunVersion.PINNED else None,
     )
 
 

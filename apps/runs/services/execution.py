@@ -86,13 +86,24 @@ def flow_execute(
     triggered_by: str = "",
     rerun_of: FlowRun | None = None,
     flow_version: FlowVersion | None = None,
+    copies: dict[int, TaskRun] | None = None,
+    parameter_overrides: dict[int, dict[str, Any]] | None = None,
+    rerun_from_index: int | None = None,
 ) -> FlowRun:
     """Creates the run (pending), pinned to ``flow_version`` (by default the flow's latest), and a pending task run
     per step of that version, the first steps (no predecessor) already marked queued, then queues them after commit.
 
-    A deleted flow or request cannot run (409), nor a version whose tasks the catalogue no longer has. Under the
-    ``always`` approval policy the run waits for approval before any step is queued.
+    ``copies`` (a rerun from a step, ``apps.runs.services.replays``) are completed task runs of another run of the
+    same version, by step index: those steps are created completed with their results (``copied_from``) and never
+    run or prepared; a step whose predecessors are all copies is then among the first. ``parameter_overrides`` are
+    the values a step's preparation takes first, by step index.
+
+    A deleted flow or request cannot run (409), nor a version whose tasks the catalogue no longer has (the tasks of
+    copied steps are not run, so not checked). Under the ``always`` approval policy the run waits for approval before
+    any step is queued.
     """
+    copies = copies or {}
+    parameter_overrides = parameter_overrides or {}
     if flow.organization_id != flow_request.organization_id:
         raise InputValidationError.single(
             ["query", "flow_request_id"], "The flow request belongs to another organization than the flow.", "mismatch"
@@ -120,7 +131,10 @@ def flow_execute(
         )
     )
     run_references_check(
-        organization_id=flow.organization_id, flow=flow, flow_request=flow_request, operations=operations
+        organization_id=flow.organization_id,
+        flow=flow,
+        flow_request=flow_request,
+        operations=[operation for operation in operations if operation.index not in copies],
     )
     organization = Organization.objects.get(id=flow.organization_id)
     now = timezone.now()
@@ -136,16 +150,23 @@ def flow_execute(
         triggered_time=now,
         triggered_by=triggered_by or (user.email if user else ""),
         rerun_of=rerun_of,
+        rerun_from_index=rerun_from_index,
         created_by_email=user.email if user else triggered_by,
         modified_by_email=user.email if user else triggered_by,
     )
-    has_predecessor = {target for _, target in RunMemory(flow_run).edges}
+    waits_for: dict[int, set[int]] = {}
+    for source, target in RunMemory(flow_run).edges:
+        if source not in copies:
+            waits_for.setdefault(target, set()).add(source)
     task_runs = [
-        TaskRun(
+        _copied_task_run(flow_run, operation, copies[operation.index])
+        if operation.index in copies
+        else TaskRun(
             flow_run=flow_run,
             task_operation=operation,
             task_operation_index=operation.index,
-            enqueued_at=None if parks or operation.index in has_predecessor else now,
+            parameter_overrides=parameter_overrides.get(operation.index, {}),
+            enqueued_at=None if parks or operation.index in waits_for else now,
         )
         for operation in operations
     ]
@@ -157,6 +178,24 @@ def flow_execute(
             flow_run_finish(flow_run, [])
         _send_on_commit([ready_step(task_run) for task_run in task_runs if task_run.enqueued_at])
     return flow_run
+
+
+def _copied_task_run(flow_run: FlowRun, operation: TaskOperation, source: TaskRun) -> TaskRun:
+    """A step of a rerun from a later step: completed, with the source step's preparation and result, marked as a
+    copy of the task run that produced them (the source's own source when the source was itself a copy). What an
+    approval of that step fixed stays with it (``copied_from`` leads to it)."""
+    return TaskRun(
+        flow_run=flow_run,
+        task_operation=operation,
+        task_operation_index=operation.index,
+        status=Status.COMPLETED,
+        start_time=source.start_time,
+        end_time=source.end_time,
+        task_prep_prompt=source.task_prep_prompt,
+        task_prep_answer=source.task_prep_answer,
+        result=source.result,
+        copied_from_id=source.copied_from_id or source.id,
+    )
 
 
 # --- Executing one step ----------------------------------------------------------------------------------------------
@@ -189,6 +228,7 @@ def _step_inputs(task_run: TaskRun, memory: RunMemory) -> StepInputs:
         upstream_results=results,
         direct_predecessors=direct_predecessors,
         nearest_first=nearest_first,
+        overrides=task_run.parameter_overrides,
     )
 
 

@@ -2,6 +2,7 @@
 
 For every parameter of the task definition, in this order of precedence:
 
+0. a value set by a rerun from this step (``POST /flow_runs/rerun_from``, already of the parameter's type);
 1. an explicit binding on the task operation: a literal, or a template over ``steps.N.result`` / ``request.*``;
 2. the request metadata, by the parameter's name;
 3. an upstream step's result, by the parameter's name (direct predecessors first, then the nearest step before);
@@ -31,6 +32,8 @@ from apps.integrations.llm import configured as llm_configured
 from apps.integrations.models import TaskDefinition
 
 PREPARER_NAME = "rules"
+# The source of a value a rerun from the step set: it comes before every other, the model's included.
+RERUN_OVERRIDE = "rerun override"
 TEXT_TYPES = {DataType.STRING, DataType.TEXT}
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
@@ -79,7 +82,8 @@ class Preparation:
 
 @dataclass(frozen=True)
 class StepInputs:
-    """What a step can draw on: its operation and definition, the request, and completed upstream results."""
+    """What a step can draw on: its operation and definition, the request, and completed upstream results; and the
+    values a rerun from this step set (``overrides``, already of their parameters' types), which come first."""
 
     operation: TaskOperation
     definition: TaskDefinition
@@ -87,6 +91,7 @@ class StepInputs:
     upstream_results: dict[int, Any]
     direct_predecessors: list[int]
     nearest_first: list[int]
+    overrides: dict[str, Any] = field(default_factory=dict)
 
 
 class _MissingReferenceError(Exception):
@@ -209,6 +214,8 @@ def _primary_output(result: Any) -> tuple[str, Any] | None:
 def _find(parameter: dict[str, Any], inputs: StepInputs, metadata: dict[str, Any]) -> PreparedParameter | None:
     """The first source, in the module's order of precedence, that has a value for the parameter."""
     name, data_type = parameter["name"], parameter["data_type"]
+    if name in inputs.overrides:
+        return PreparedParameter(name, inputs.overrides[name], "Set for this rerun.", RERUN_OVERRIDE)
     if name in inputs.operation.parameters:
         binding = inputs.operation.parameters[name]
         if bindings.is_template(binding):
@@ -329,9 +336,10 @@ def _model_messages(preparation: Preparation) -> list[dict[str, str]]:
 def step_prepare_with_model(inputs: StepInputs) -> Preparation:
     """The ``llm`` preparer: the model fills the parameters, checked and coerced like any value.
 
-    Explicit bindings keep precedence over the model (they are the flow author's intent); a value the model gives
-    that does not fit its type is replaced by the rules preparer's. When the model cannot be reached or answers
-    nonsense, the rules preparation stands, with a note saying so. ``task_prep_prompt`` holds the messages sent.
+    Explicit bindings and a rerun's overrides keep precedence over the model (they are the flow author's and the
+    rerun's intent); a value the model gives that does not fit its type is replaced by the rules preparer's. When the
+    model cannot be reached or answers nonsense, the rules preparation stands, with a note saying so.
+    ``task_prep_prompt`` holds the messages sent.
     """
     try:
         rules, rules_error = step_prepare(inputs), None
@@ -352,7 +360,7 @@ def step_prepare_with_model(inputs: StepInputs) -> Preparation:
     chosen: dict[str, PreparedParameter] = {}
     for item in answer.get("parameters", []) if isinstance(answer.get("parameters"), list) else []:
         name = str(item.get("name")) if isinstance(item, dict) else ""
-        if name not in declared or (name in by_rules and by_rules[name].source == "binding"):
+        if name not in declared or (name in by_rules and by_rules[name].source in ("binding", RERUN_OVERRIDE)):
             continue
         try:
             value = coerce(item.get("value"), declared[name]["data_type"])

@@ -7,7 +7,6 @@ a step readied twice is still claimed once. A worker dying between the two leave
 (``flow_run_advance``).
 """
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -17,6 +16,7 @@ from django.db import transaction
 from django.db.models import BooleanField, Exists, ExpressionWrapper, OuterRef, Q
 from django.utils import timezone
 
+from apps.flows.dag import descendants
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep
 from apps.runs.services.memory import Edge, RunMemory
@@ -38,20 +38,6 @@ class StepOutcome:
     retry_in: float = 0.0
 
 
-def _descendants(edges: Iterable[Edge], roots: Iterable[int]) -> set[int]:
-    successors: dict[int, list[int]] = {}
-    for source, target in edges:
-        successors.setdefault(source, []).append(target)
-    found: set[int] = set()
-    stack = list(roots)
-    while stack:
-        for successor in successors.get(stack.pop(), []):
-            if successor not in found:
-                found.add(successor)
-                stack.append(successor)
-    return found
-
-
 def ready_steps(flow_run: FlowRun, memory: RunMemory) -> list[ReadyStep]:
     """Marks the run's runnable steps as queued and returns them; call with the run's row locked.
 
@@ -67,7 +53,7 @@ def ready_steps(flow_run: FlowRun, memory: RunMemory) -> list[ReadyStep]:
     ids = {index: task_run_id for index, task_run_id, _, _ in rows}
     status = {index: value for index, _, value, _ in rows}
     waiting = {index for index, _, value, queued in rows if value == Status.PENDING and not queued}
-    doomed = sorted(waiting & _descendants(edges, [index for index, value in status.items() if value == Status.FAILED]))
+    doomed = sorted(waiting & descendants(edges, [index for index, value in status.items() if value == Status.FAILED]))
     if doomed:
         flow_run.task_runs.filter(task_operation_index__in=doomed).update(
             status=Status.SKIPPED, error="An earlier step failed.", modified_date=timezone.now()
