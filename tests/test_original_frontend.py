@@ -5,16 +5,24 @@ The frontend (a Vue single-page app) creates a flow request of up to 512 charact
 the person edit it on a canvas and saves it with ``PUT /flows/``, named "Flow for <the request>"; the objects it
 sends back carry its canvas's node ids (``drawflow_node_id``, ``source_drawflow_node_id``, ...) and ``instructions``
 where the API says ``instruction``. Its flows page shows ``created_by_human``; it stores credentials with the original
-body ``{"integration": <uuid>, "credential": "<secret>"}``.
+body ``{"integration": <uuid>, "credential": "<secret>"}``. It runs a flow with ``POST /flows/execute?id=<flow id>``
+and no flow request (its backend's execute took only the flow): the run is for the request linked to the flow.
 """
 
-import pytest
+from datetime import timedelta
 
+import pytest
+from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
+
+from apps.accounts.models import Organization
 from apps.credentials.encryption import decrypt_json
 from apps.credentials.models import IntegrationCredential
-from apps.flows.models import NAME_MAX_LENGTH, Flow
+from apps.flows.models import NAME_MAX_LENGTH, Flow, FlowRequest
 from apps.integrations.models import Integration
-from tests.factories import chain_flow
+from apps.runs.models import FlowRun
+from tests.factories import FlowRequestFactory, add_member, chain_flow
+from tests.workers import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -252,3 +260,176 @@ def test_answers_carry_every_field_of_the_original_schemas(api, organization, pa
     item = body[0] if isinstance(body, list) else body
 
     assert ORIGINAL_SCHEMA_FIELDS[path] - set(item) == set()
+
+
+# --- executing: ?id= and no flow request --------------------------------------------------------------------------
+
+
+def _linked_request(flow: Flow, age_minutes: int = 0, **fields) -> FlowRequest:
+    """A request of the flow's organization linked to it, made ``age_minutes`` ago."""
+    flow_request = FlowRequestFactory(organization=flow.organization, flow=flow, **fields)
+    created = timezone.now() - timedelta(minutes=age_minutes)
+    FlowRequest.objects.filter(id=flow_request.id).update(created_date=created)
+    return flow_request
+
+
+def _run_of(response) -> FlowRun:
+    assert response.status_code == 200, response.content
+    return FlowRun.objects.get(id=response.json()["id"])
+
+
+def test_the_original_execute_runs_the_flow_for_its_newest_linked_request(api, organization):
+    flow = chain_flow(organization)
+    _linked_request(flow, age_minutes=10)
+    newest = _linked_request(flow, age_minutes=1)
+    _linked_request(flow, age_minutes=0, deleted_at=timezone.now())  # deleted: never chosen
+    FlowRequestFactory(organization=organization)  # newer still, but not linked to the flow
+
+    run = _run_of(api.post(f"/api/v1/flows/execute?id={flow.id}"))
+
+    assert (run.flow_id, run.flow_request_id) == (flow.id, newest.id)
+    assert run.flow_version_id == flow.latest_version_id
+    assert run.status == FlowRun.Status.PENDING
+
+
+def test_a_request_linked_from_another_organization_is_not_chosen(api, owner, organization):
+    flow = chain_flow(organization)
+    in_the_flows = _linked_request(flow, age_minutes=5)
+    other = Organization.objects.create(name="Other")
+    add_member(owner, other)
+    moved = FlowRequestFactory(organization=other)
+    FlowRequest.objects.filter(id=moved.id).update(flow=flow)  # linked, then moved: its flow link stayed
+
+    run = _run_of(api.post(f"/api/v1/flows/execute?id={flow.id}"))
+
+    assert run.flow_request_id == in_the_flows.id
+
+
+def test_a_flow_without_a_linked_request_is_a_422_asking_for_one(api, organization):
+    flow = chain_flow(organization)
+    FlowRequestFactory(organization=organization)  # exists, but is not the flow's
+
+    for url in (f"/api/v1/flows/execute?id={flow.id}", f"/api/v1/flows/execute?flow_id={flow.id}"):
+        response = api.post(url)
+
+        assert response.status_code == 422
+        (item,) = response.json()["detail"]
+        assert (item["loc"], item["type"]) == (["query", "flow_request_id"], "no_flow_request")
+        assert "give flow_request_id" in item["msg"]
+    assert not FlowRun.objects.exists()
+
+
+def test_id_and_flow_id_naming_different_flows_is_a_422(api, organization):
+    flow, other = chain_flow(organization), chain_flow(organization)
+    flow_request = _linked_request(flow)
+
+    response = api.post(f"/api/v1/flows/execute?id={flow.id}&flow_id={other.id}&flow_request_id={flow_request.id}")
+
+    assert response.status_code == 422
+    assert [(item["loc"], item["type"]) for item in response.json()["detail"]] == [(["query", "id"], "conflict")]
+    assert not FlowRun.objects.exists()
+
+
+def test_id_and_flow_id_naming_the_same_flow_run_it(api, organization):
+    flow = chain_flow(organization)
+    flow_request = _linked_request(flow)
+
+    run = _run_of(api.post(f"/api/v1/flows/execute?id={flow.id}&flow_id={flow.id}"))
+
+    assert run.flow_request_id == flow_request.id
+
+
+def test_neither_id_nor_flow_id_is_a_422_at_flow_id(api, organization):
+    response = api.post("/api/v1/flows/execute")
+
+    assert response.status_code == 422
+    assert [(item["loc"], item["type"]) for item in response.json()["detail"]] == [(["query", "flow_id"], "required")]
+
+
+def test_the_documented_form_still_runs_the_request_it_names(api, organization):
+    flow = chain_flow(organization)
+    _linked_request(flow)
+    named = FlowRequestFactory(organization=organization)  # not linked to the flow: named, so used
+
+    run = _run_of(api.post(f"/api/v1/flows/execute?flow_id={flow.id}&flow_request_id={named.id}"))
+
+    assert run.flow_request_id == named.id
+
+
+def test_another_organizations_flow_is_a_404_by_id(api, outsider_organization):
+    flow = chain_flow(outsider_organization)
+    _linked_request(flow)
+
+    response = api.post(f"/api/v1/flows/execute?id={flow.id}")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+    assert not FlowRun.objects.exists()
+
+
+def test_a_deleted_flow_is_a_404_by_id(api, owner, organization):
+    flow = chain_flow(organization)
+    _linked_request(flow)
+    api.delete(f"/api/v1/flows/?id={flow.id}")
+
+    assert api.post(f"/api/v1/flows/execute?id={flow.id}").status_code == 404
+
+
+def test_the_idempotency_key_works_on_the_original_call(
+    api, organization, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: sent.append(list(steps)))
+    flow = chain_flow(organization)
+    _linked_request(flow)
+    key = "6c1f0b1e-6d2a-4a37-9b0e-0f1f3c2b7e11"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        first = api.post(f"/api/v1/flows/execute?id={flow.id}", HTTP_IDEMPOTENCY_KEY=key)
+    with django_capture_on_commit_callbacks(execute=True):
+        second = api.post(f"/api/v1/flows/execute?id={flow.id}", HTTP_IDEMPOTENCY_KEY=key)
+    reused = api.post(f"/api/v1/flows/execute?flow_id={flow.id}", HTTP_IDEMPOTENCY_KEY=key)
+
+    assert first.status_code == second.status_code == 200
+    assert second.content == first.content
+    assert second["Idempotent-Replayed"] == "true"
+    assert FlowRun.objects.count() == 1
+    assert len(sent) == 1
+    # Another query string is another request, even one meaning the same run.
+    assert reused.status_code == 422
+    assert reused.json()["detail"][0]["type"] == "idempotency_key_reused"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("celery_worker")
+def test_the_frontends_save_link_and_run_completes_the_flow_for_its_request(api, organization):
+    """The canvas's Run: the request made first, the flow saved, the request linked to it by sending the request's
+    own answer back with ``flow`` set (updateFlowRequestWithFlowId), then ``execute?id=``; a worker runs it."""
+    created = api.post("/api/v1/flow_requests/", {"request_instructions": "Format the greeting."}, format="json")
+    assert created.status_code == 200, created.content
+    flow = chain_flow(organization)
+    linked = api.put("/api/v1/flow_requests/", {**created.json(), "flow": str(flow.id)}, format="json")
+    assert linked.status_code == 200, linked.content
+
+    response = api.post(f"/api/v1/flows/execute?id={flow.id}")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["flow_request"] == created.json()["id"]
+
+    def finished():
+        body = api.get(f"/api/v1/flow_runs/?id={response.json()['id']}").json()
+        return body if body["status"] in ("completed", "failed", "cancelled", "awaiting_approval") else None
+
+    body = wait_for(finished, timeout=60, message="the run to settle")
+    assert body["status"] == "completed", body
+    assert [task_run["status"] for task_run in body["task_runs"]] == ["completed", "completed"]
+
+
+def test_the_schema_describes_both_forms_of_execute():
+    operation = SchemaGenerator().get_schema(request=None, public=True)["paths"]["/api/v1/flows/execute"]["post"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"] if parameter["in"] == "query"}
+
+    assert {"flow_id", "id", "flow_request_id"} <= set(parameters)
+    assert not any(parameters[name].get("required") for name in ("flow_id", "id", "flow_request_id"))
+    assert "newest" in parameters["flow_request_id"]["description"]
+    assert "flow_id" in parameters["id"]["description"]

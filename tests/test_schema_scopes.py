@@ -45,7 +45,7 @@ NEEDS_MORE_THAN_READ = {("GET", "/api/v1/flows/generate")}
 ADDRESSED_IN_QUERY = {
     "/api/v1/flow_requests/": {"id": "flow_request"},
     "/api/v1/flows/": {"id": "flow"},
-    "/api/v1/flows/execute": {"flow_id": "flow", "flow_request_id": "flow_request"},
+    "/api/v1/flows/execute": {"flow_id": "flow", "id": "flow", "flow_request_id": "flow_request"},
     "/api/v1/flows/generate": {"flow_request_id": "flow_request"},
     "/api/v1/flows/export": {"id": "flow"},
     "/api/v1/flows/import": {"flow_id": "flow"},

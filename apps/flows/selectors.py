@@ -89,19 +89,38 @@ def flow_versions_for_user(*, user: User, flow_id: UUID, numbers: tuple[int, ...
     return versions
 
 
+def flow_request_linked_for_user(*, user: User, flow: Flow) -> FlowRequest | None:
+    """The request a flow runs for when the caller names none (the original web frontend's execute): the newest (by
+    ``created_date``, then id) not-deleted request of the flow's organization whose ``flow`` is this flow, which is
+    the one ``flows/generate`` linked or the frontend's save linked last. Requests of the caller's other
+    organizations are left out, so the choice can never be an organization mismatch."""
+    return flow_request_list_for_user(user=user).filter(flow=flow, organization_id=flow.organization_id).first()
+
+
 def flow_and_request_for_user(
-    *, user: User, flow_id: UUID, flow_request_id: UUID, location: str = "query"
+    *, user: User, flow_id: UUID, flow_request_id: UUID | None, location: str = "query"
 ) -> tuple[Flow, FlowRequest]:
     """The flow and the flow request to execute: 404 when the caller cannot see either, 422 (at ``location``) when
-    they belong to different organizations."""
+    they belong to different organizations. Without ``flow_request_id``, the request linked to the flow
+    (``flow_request_linked_for_user``), or a 422 when the flow has none."""
     flow = flow_list_for_user(user=user).select_related("latest_version").filter(id=flow_id).first()
     if flow is None:
         raise NotFoundError("Flow not found.")
+    field = "flow_request_id" if location == "query" else "flow_request"
+    if flow_request_id is None:
+        flow_request = flow_request_linked_for_user(user=user, flow=flow)
+        if flow_request is None:
+            raise InputValidationError.single(
+                [location, field],
+                "The flow has no flow request linked to it (none was generated for it or saved with it): give "
+                f"{field}.",
+                "no_flow_request",
+            )
+        return flow, flow_request
     flow_request = flow_request_list_for_user(user=user).filter(id=flow_request_id).first()
     if flow_request is None:
         raise NotFoundError("Flow request not found.")
     if flow.organization_id != flow_request.organization_id:
-        field = "flow_request_id" if location == "query" else "flow_request"
         raise InputValidationError.single(
             [location, field],
             "The flow request belongs to another organization than the flow.",

@@ -205,7 +205,9 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
 
     @extend_schema(
         summary="Execute a flow",
-        description="Creates a flow run for the flow and the flow request and answers at once; workers run it.",
+        description="Creates a flow run for the flow and the flow request and answers at once; workers run it. "
+        "The original web frontend's form, ?id=<flow id> with no flow_request_id, runs the flow for the newest "
+        "not-deleted flow request of the flow's organization linked to it (a 422 at flow_request_id when none is).",
         parameters=[ExecuteQuerySerializer],
         request=None,
         responses=FlowRunSerializer,

@@ -236,8 +236,36 @@ class RetryReportSerializer(serializers.Serializer):
 
 
 class ExecuteQuerySerializer(serializers.Serializer):
-    flow_id = serializers.UUIDField()
-    flow_request_id = serializers.UUIDField()
+    """``flows/execute``'s query. The original web frontend calls ``?id=<flow id>`` with no request (its backend's
+    execute took only the flow), so ``id`` is another name of ``flow_id`` and ``flow_request_id`` may be left out."""
+
+    flow_id = serializers.UUIDField(required=False, help_text="The flow to run. Required unless given as id.")
+    id = serializers.UUIDField(
+        required=False,
+        help_text="Another name for flow_id (the original web frontend's). Giving both with different values is a "
+        "422 (conflict).",
+    )
+    flow_request_id = serializers.UUIDField(
+        required=False,
+        help_text="The flow request to run the flow for. Left out: the newest (by created_date) not-deleted flow "
+        "request of the flow's organization linked to the flow (its flow field), as flows/generate links it; a 422 "
+        "(no_flow_request) when there is none.",
+    )
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        """``id`` becomes ``flow_id``; one of the two is required, and both must name the same flow."""
+        alias = data.pop("id", None)
+        if alias is not None:
+            if data.get("flow_id", alias) != alias:
+                raise serializers.ValidationError(
+                    {"id": ["Give the flow once: as flow_id or as id, not both with different values."]},
+                    code="conflict",
+                )
+            data["flow_id"] = alias
+        if "flow_id" not in data:
+            raise serializers.ValidationError({"flow_id": ["This field is required."]}, code="required")
+        data.setdefault("flow_request_id", None)
+        return data
 
 
 class FlowRunCreateSerializer(StrictInputSerializer):
