@@ -400,6 +400,49 @@ def test_the_idempotency_key_works_on_the_original_call(
     assert reused.json()["detail"][0]["type"] == "idempotency_key_reused"
 
 
+def test_a_generated_flow_saved_from_the_canvas_runs_for_the_request_it_was_generated_from(api):
+    """The frontend's main path: request, generate (which links the request), save (PUT), then Run (``?id=``)."""
+    flow = _generated_flow(api)
+    saved = api.put("/api/v1/flows/", _as_the_canvas_sends_it(flow, f"Flow for {LONGEST_REQUEST}"), format="json")
+    assert saved.status_code == 200, saved.content
+    (flow_request,) = api.get("/api/v1/flow_requests/all").json()
+
+    run = _run_of(api.post(f"/api/v1/flows/execute?id={flow['id']}"))
+
+    assert (str(run.flow_id), str(run.flow_request_id)) == (flow["id"], flow_request["id"])
+
+
+def test_a_blank_canvas_flow_saves_as_the_frontend_builds_it(api):
+    """addBlankTaskOp's steps: no id, no parameters, ``instructions`` blank, the canvas's fractional positions."""
+    format_text = next(
+        item for item in api.get("/api/v1/task_definitions/all").json() if item["task_name"] == "Format Text"
+    )
+    step = {"task_definition": format_text["id"], "instructions": ""}
+    body = {
+        "name": "Flow for a blank canvas",
+        "task_operations": [
+            {**step, "drawflow_node_id": 1, "name": "Format Text", "x": 400, "y": 150, "index": 0},
+            {**step, "drawflow_node_id": 2, "name": "Format Text_2", "x": 712.5, "y": 180.75, "index": 1},
+        ],
+        "dependencies": [
+            {
+                "source_drawflow_node_id": 1,
+                "target_drawflow_node_id": 2,
+                "source_task_operation": 0,
+                "target_task_operation": 1,
+            }
+        ],
+    }
+
+    response = api.post("/api/v1/flows/", body, format="json")
+
+    assert response.status_code == 200, response.content
+    assert [(item["name"], item["x"], item["y"]) for item in response.json()["task_operations"]] == [
+        ("Format Text", 400, 150),
+        ("Format Text_2", 712.5, 180.75),
+    ]
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("celery_worker")
 def test_the_frontends_save_link_and_run_completes_the_flow_for_its_request(api, organization):
