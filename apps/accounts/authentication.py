@@ -4,6 +4,10 @@ Tokens are django-oauth-toolkit access tokens (OAuth2-issued or personal API key
 ``Authorization: Bearer <token>``, the fuller public docs send ``api_key: <token>`` and some reference examples send
 a bare ``Authorization: <token>``; both are read as if they were the standard form.
 
+A token of a deactivated user (``is_active`` false) is refused with 401 on every request, whatever the token: the
+check is ``user_authentication_check``, which every way of authenticating calls (bearer tokens here; the admin's
+sessions through Django's ``ModelBackend``, which drops an inactive user's session; the OIDC path calls it too).
+
 Two things are refused outright, with a 401 that says why, instead of being ignored (which would answer
 ``not_authenticated`` and leave the client guessing): a token in the query string (``?access_token=``, RFC 6750
 §2.3), which access logs, proxies and browser histories keep; and any other scheme (``Basic``, ``Token``, ...).
@@ -20,6 +24,16 @@ from rest_framework.request import Request
 
 # RFC 6750 §2.3 names the query parameter; its presence alone is refused.
 QUERY_TOKEN_PARAMETER = "access_token"  # noqa: S105 (a parameter name, not a secret)
+
+
+def user_authentication_check(user: Any) -> None:
+    """Refuses (401) a request authenticated as a user who may no longer sign in: deactivated (``is_active`` false).
+
+    Called by every authentication class once it has found the user, on every request, so deactivating a user stops
+    their API keys, OAuth2 tokens, OIDC bearer tokens and sessions at once, approve included: nothing is cached.
+    """
+    if user is None or not getattr(user, "is_active", False):
+        raise AuthenticationFailed("The user of this token is deactivated.", code="user_inactive")
 
 
 def _normalise_authorization(meta: dict[str, Any]) -> None:
@@ -72,6 +86,11 @@ class BearerTokenAuthentication(OAuth2Authentication):
             )
         valid, oauth_request = get_oauthlib_core().verify_request(_HeadersOnly(django_request), scopes=[])
         if valid:
+            try:
+                user_authentication_check(oauth_request.user)
+            except AuthenticationFailed:
+                setattr(request, "oauth2_error", {"error": "invalid_token"})  # noqa: B010
+                raise
             return oauth_request.user, oauth_request.access_token
         # Read by authenticate_header() for the WWW-Authenticate challenge.
         setattr(request, "oauth2_error", getattr(oauth_request, "oauth2_error", {}))  # noqa: B010
