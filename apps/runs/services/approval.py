@@ -21,6 +21,7 @@ from apps.runs.services.execution import ready_steps_send
 from apps.runs.services.preparation import OverrideError, parameters_override
 from apps.runs.services.readiness import flow_run_advance
 from apps.runs.services.transitions import ready_step
+from apps.webhooks.models import WebhookTriggerOperation
 
 TIMEOUT_DECIDER = "approval timeout"
 
@@ -38,12 +39,27 @@ def _claim_decision(flow_run: FlowRun, decision: str, decided_by: str, comment: 
     flow_run.refresh_from_db()
 
 
+def run_triggered_by_user(*, flow_run: FlowRun, user: User) -> bool:
+    """Whether ``user`` started the run: they are its trigger user, or they created the webhook operation whose
+    delivery started it (the run acted as them). A run whose references are gone (the user or the operation deleted,
+    or never resolved when the references were migrated) falls back to the email it recorded."""
+    if flow_run.trigger_user_id is not None:
+        return bool(flow_run.trigger_user_id == user.id)
+    if flow_run.trigger_webhook_operation_id is not None:
+        operation = WebhookTriggerOperation.objects.filter(id=flow_run.trigger_webhook_operation_id).first()
+        return operation is not None and operation.created_by_email.lower() == user.email.lower()
+    return flow_run.triggered_by.lower() == user.email.lower()
+
+
 def _check_decider(flow_run: FlowRun, user: User | None) -> None:
     if user is None:
         return
     organization = Organization.objects.get(id=flow_run.organization_id)
-    if organization.forbid_self_approval and flow_run.triggered_by.lower() == user.email.lower():
-        raise ForbiddenError("The user who triggered a run may not decide on it.", code="self_approval")
+    if organization.forbid_self_approval and run_triggered_by_user(flow_run=flow_run, user=user):
+        message = "The user who triggered a run may not decide on it."
+        if flow_run.trigger_webhook_operation_id is not None:
+            message += " A run a webhook operation started is triggered by the operation's creator."
+        raise ForbiddenError(message, code="self_approval")
 
 
 @transaction.atomic
@@ -117,13 +133,18 @@ def run_approve(
             task_run=task_run,
             decision=ApprovalDecision.Decision.APPROVED,
             decided_by=decided_by,
+            decided_by_user=user,
             comment=comment,
             overrides=changes_by_step.get(task_run.id, []),
             approved_step=approved_step,
         )
     if not parked:
         ApprovalDecision.objects.create(
-            flow_run=flow_run, decision=ApprovalDecision.Decision.APPROVED, decided_by=decided_by, comment=comment
+            flow_run=flow_run,
+            decision=ApprovalDecision.Decision.APPROVED,
+            decided_by=decided_by,
+            decided_by_user=user,
+            comment=comment,
         )
     FlowRun.objects.filter(id=flow_run.id).update(status=FlowRun.Status.IN_PROGRESS, modified_date=now)
     ready_steps_send([ready_step(task_run) for task_run in parked] + flow_run_advance(flow_run_id=flow_run.id))
@@ -153,7 +174,11 @@ def run_reject(*, flow_run: FlowRun, user: User | None, comment: str = "", decid
         status=TaskRun.Status.CANCELLED, end_time=now, modified_date=now
     )
     ApprovalDecision.objects.create(
-        flow_run=flow_run, decision=ApprovalDecision.Decision.REJECTED, decided_by=decided_by, comment=comment
+        flow_run=flow_run,
+        decision=ApprovalDecision.Decision.REJECTED,
+        decided_by=decided_by,
+        decided_by_user=user,
+        comment=comment,
     )
     FlowRun.objects.filter(id=flow_run.id).update(
         status=FlowRun.Status.CANCELLED,
