@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "apps.flows",
     "apps.runs",
     "apps.webhooks",
+    "apps.audit",
 ]
 
 MIDDLEWARE = [

@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Organization, User
+from apps.audit.services import audit_event_record
 from apps.core.exceptions import ConflictError, ErrorItem, ForbiddenError, InputValidationError
 from apps.credentials.services.access import credential_choice
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
@@ -118,8 +119,9 @@ def run_approve(
 
     _claim_decision(flow_run, FlowRun.ApprovalStatus.APPROVED, decided_by, comment)
     now = timezone.now()
+    approved_steps: dict[UUID, dict[str, Any]] = {}
     for task_run in parked:
-        approved_step = _approved_step(flow_run, task_run)
+        approved_step = approved_steps[task_run.id] = _approved_step(flow_run, task_run)
         TaskRun.objects.filter(id=task_run.id, status=TaskRun.Status.AWAITING_APPROVAL).update(
             status=TaskRun.Status.PENDING,
             approved_at=now,
@@ -147,9 +149,40 @@ def run_approve(
             comment=comment,
         )
     FlowRun.objects.filter(id=flow_run.id).update(status=FlowRun.Status.IN_PROGRESS, modified_date=now)
+    _decision_audit(
+        flow_run,
+        user,
+        decided_by,
+        after={
+            "approval_status": FlowRun.ApprovalStatus.APPROVED,
+            "comment": comment,
+            "steps": [
+                {
+                    "task_run": task_run.id,
+                    "overrides": changes_by_step.get(task_run.id, []),
+                    "fingerprint": approved_steps.get(task_run.id, {}).get("fingerprint"),
+                }
+                for task_run in parked
+            ],
+        },
+    )
     ready_steps_send([ready_step(task_run) for task_run in parked] + flow_run_advance(flow_run_id=flow_run.id))
     flow_run.refresh_from_db()
     return flow_run
+
+
+def _decision_audit(flow_run: FlowRun, user: User | None, decided_by: str, after: dict[str, Any]) -> None:
+    """The decision in the organization's audit log (by the user, or by the system as ``decided_by`` says)."""
+    audit_event_record(
+        organization_id=flow_run.organization_id,
+        actor=user,
+        actor_email=decided_by,
+        action=f"flow_run.{after['approval_status']}",
+        object_type="flow_run",
+        object_id=flow_run.id,
+        before={"approval_status": FlowRun.ApprovalStatus.PENDING},
+        after=after,
+    )
 
 
 def _approved_step(flow_run: FlowRun, task_run: TaskRun) -> dict[str, Any]:
@@ -185,6 +218,9 @@ def run_reject(*, flow_run: FlowRun, user: User | None, comment: str = "", decid
         status_reason=f"Rejected by {decided_by}" + (f": {comment}" if comment else "."),
         end_time=now,
         modified_date=now,
+    )
+    _decision_audit(
+        flow_run, user, decided_by, after={"approval_status": FlowRun.ApprovalStatus.REJECTED, "comment": comment}
     )
     flow_run.refresh_from_db()
     return flow_run
