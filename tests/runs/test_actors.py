@@ -77,6 +77,19 @@ def test_the_creator_of_the_webhook_operation_may_not_approve_its_run(owner, tea
     assert other.status_code == 200
 
 
+def test_deleting_the_operation_does_not_let_its_creator_approve_its_runs(owner, teammate, organization, make_client):
+    set_policy(organization, Organization.ApprovalPolicy.SIDE_EFFECTS, forbid_self_approval=True)
+    operation = _operation(teammate)
+    flow_run = _webhook_run(teammate, operation)
+
+    operations.trigger_operation_delete(operation=operation)
+
+    flow_run.refresh_from_db()
+    assert flow_run.trigger_webhook_operation_id is None
+    assert make_client(teammate).put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}").status_code == 403
+    assert make_client(owner).put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}").status_code == 200
+
+
 def test_a_webhook_run_of_someone_elses_operation_may_be_approved(owner, teammate, organization, make_client):
     set_policy(organization, Organization.ApprovalPolicy.SIDE_EFFECTS, forbid_self_approval=True)
     flow_run = _webhook_run(teammate, _operation(teammate))

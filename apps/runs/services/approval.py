@@ -25,6 +25,8 @@ from apps.runs.services.transitions import ready_step
 from apps.webhooks.models import WebhookTriggerOperation
 
 TIMEOUT_DECIDER = "approval timeout"
+# How a webhook-started run's ``triggered_by`` begins (``trigger_run_triggered_by``).
+WEBHOOK_TRIGGER_PREFIX = "webhook:"
 
 
 def _claim_decision(flow_run: FlowRun, decision: str, decided_by: str, comment: str) -> None:
@@ -41,15 +43,21 @@ def _claim_decision(flow_run: FlowRun, decision: str, decided_by: str, comment: 
 
 
 def run_triggered_by_user(*, flow_run: FlowRun, user: User) -> bool:
-    """Whether ``user`` started the run: they are its trigger user, or they created the webhook operation whose
-    delivery started it (the run acted as them). A run whose references are gone (the user or the operation deleted,
-    or never resolved when the references were migrated) falls back to the email it recorded."""
+    """Whether ``user`` started the run: they are its trigger user, or it is a webhook-started run and they created
+    its operation, or are the user it acted as when it started (its ``created_by_email``, kept when the operation is
+    deleted). A run whose trigger user is gone (deleted, or never resolved when references were migrated) falls back
+    to the email it recorded."""
     if flow_run.trigger_user_id is not None:
         return bool(flow_run.trigger_user_id == user.id)
-    if flow_run.trigger_webhook_operation_id is not None:
-        operation = WebhookTriggerOperation.objects.filter(id=flow_run.trigger_webhook_operation_id).first()
-        return operation is not None and operation.created_by_email.lower() == user.email.lower()
-    return flow_run.triggered_by.lower() == user.email.lower()
+    email = user.email.lower()
+    if flow_run.trigger_webhook_operation_id is not None or flow_run.triggered_by.startswith(WEBHOOK_TRIGGER_PREFIX):
+        creators = {flow_run.created_by_email.lower()}
+        operation_id = flow_run.trigger_webhook_operation_id
+        operation = WebhookTriggerOperation.objects.filter(id=operation_id).first() if operation_id else None
+        if operation is not None:
+            creators.add(operation.created_by_email.lower())
+        return email in creators
+    return flow_run.triggered_by.lower() == email
 
 
 def _check_decider(flow_run: FlowRun, user: User | None) -> None:
@@ -58,7 +66,7 @@ def _check_decider(flow_run: FlowRun, user: User | None) -> None:
     organization = Organization.objects.get(id=flow_run.organization_id)
     if organization.forbid_self_approval and run_triggered_by_user(flow_run=flow_run, user=user):
         message = "The user who triggered a run may not decide on it."
-        if flow_run.trigger_webhook_operation_id is not None:
+        if flow_run.trigger_user_id is None and flow_run.triggered_by.startswith(WEBHOOK_TRIGGER_PREFIX):
             message += " A run a webhook operation started is triggered by the operation's creator."
         raise ForbiddenError(message, code="self_approval")
 
