@@ -11,6 +11,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from apps.accounts.urls import oauth2_urlpatterns
 from apps.accounts.urls import routes as account_routes
+from apps.audit.urls import routes as audit_routes
 from apps.core import views as core_views
 from apps.core.api_docs import RedocView, SwaggerUIView
 from apps.core.routers import QueryStringRouter
@@ -30,6 +31,7 @@ for prefix, viewset, basename in [
     *credential_routes,
     *run_routes,
     *webhook_routes,
+    *audit_routes,
 ]:
     router.register(prefix, viewset, basename=basename)
 

@@ -8,6 +8,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.audit.services import audit_event_record
 from apps.flows.models import FlowVersion
 from apps.runs.models import TaskRun
 from tests.factories import (
@@ -29,6 +30,12 @@ LIST_BASELINES = {
     "/api/v1/flow_runs/all": (FlowRunFactory, 4),
     "/api/v1/flow_runs/preview": (FlowRunFactory, 2),
     "/api/v1/webhook_trigger_operations/all": (WebhookTriggerOperationFactory, 2),
+    "/api/v1/audit_events/all": (
+        lambda organization: audit_event_record(
+            organization_id=organization.id, actor=None, actor_email="x", action="a.b", object_type="a", object_id="1"
+        ),
+        2,
+    ),
 }
 # Lists whose rows hang under one object (a flow's versions): the object's check, then the page.
 NESTED_LIST_BASELINES = {"/api/v1/flows/versions?flow_id={flow_id}": 3}

@@ -17,6 +17,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from apps.accounts.models import Membership, Organization, User
 from apps.accounts.selectors import organization_ids_for_user
 from apps.accounts.services import organization_check, organization_create, organization_update
+from apps.audit.services import audit_membership_record
 from apps.core.admin import SelectionCheckedAdmin, ServiceAdmin, ServiceForm
 
 # Where the organization ids of the request's user are kept once read: one query per request, however many objects
@@ -236,8 +237,39 @@ class OrganizationAdmin(OrganizationScopedAdmin, ServiceAdmin):
         ("Record", {"fields": ["created_date", "modified_date", "created_by_email", "modified_by_email"]}),
     ]
     readonly_fields = ["is_personal", "created_date", "modified_date", "created_by_email", "modified_by_email"]
-    # Saved by Django after the service saved the organization: there is no membership service yet.
+    # Saved here after the service saved the organization (there is no membership service yet), each change in the
+    # audit log in the admin's transaction.
     inlines = [MembershipInline]
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """Saves the members inline and records each membership added, whose role changed, or removed."""
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        actor = cast(User, request.user)
+        roles_before = {
+            inline_form.instance.pk: inline_form.initial.get("role") for inline_form in formset.initial_forms
+        }
+        formset.save(commit=False)
+        for membership in formset.deleted_objects:
+            audit_membership_record(
+                actor=actor, membership=membership, before_role=roles_before.get(membership.pk), after_role=None
+            )
+            membership.delete()
+        for membership in formset.new_objects:
+            membership.created_by_email = membership.modified_by_email = actor.email
+            membership.save()
+            audit_membership_record(actor=actor, membership=membership, before_role=None, after_role=membership.role)
+        for membership, _ in formset.changed_objects:
+            membership.modified_by_email = actor.email
+            membership.save()
+            audit_membership_record(
+                actor=actor,
+                membership=membership,
+                before_role=roles_before.get(membership.pk),
+                after_role=membership.role,
+            )
+        formset.save_m2m()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_superuser) and super().has_add_permission(request)

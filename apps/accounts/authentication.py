@@ -7,6 +7,10 @@ dots) is verified by ``apps.accounts.oidc`` and acts as the user its email claim
 ``Authorization: Bearer <token>``, the fuller public docs send ``api_key: <token>`` and some reference examples send
 a bare ``Authorization: <token>``; both are read as if they were the standard form.
 
+A token of a deactivated user (``is_active`` false) is refused with 401 on every request, whatever the token: the
+check is ``user_authentication_check``, which every way of authenticating calls (bearer tokens here; the admin's
+sessions through Django's ``ModelBackend``, which drops an inactive user's session; the OIDC path calls it too).
+
 Two things are refused outright, with a 401 that says why, instead of being ignored (which would answer
 ``not_authenticated`` and leave the client guessing): a token in the query string (``?access_token=``, RFC 6750
 §2.3), which access logs, proxies and browser histories keep; and any other scheme (``Basic``, ``Token``, ...).
@@ -28,6 +32,16 @@ from apps.accounts.services import user_sign_in_oidc
 
 # RFC 6750 §2.3 names the query parameter; its presence alone is refused.
 QUERY_TOKEN_PARAMETER = "access_token"  # noqa: S105 (a parameter name, not a secret)
+
+
+def user_authentication_check(user: Any) -> None:
+    """Refuses (401) a request authenticated as a user who may no longer sign in: deactivated (``is_active`` false).
+
+    Called by every authentication class once it has found the user, on every request, so deactivating a user stops
+    their API keys, OAuth2 tokens, OIDC bearer tokens and sessions at once, approve included: nothing is cached.
+    """
+    if user is None or not getattr(user, "is_active", False):
+        raise AuthenticationFailed("The user of this token is deactivated.", code="user_inactive")
 
 
 def _normalise_authorization(meta: dict[str, Any]) -> None:
@@ -105,11 +119,13 @@ class BearerTokenAuthentication(OAuth2Authentication):
         if len(credentials) == 2 and oidc_enabled() and looks_like_jwt(credentials[1]):
             return _authenticate_jwt(request, credentials[1])
         valid, oauth_request = get_oauthlib_core().verify_request(_HeadersOnly(django_request), scopes=[])
-        if valid and not oauth_request.user.is_active:
-            # The toolkit checks the token, not its user: deactivating someone must end their tokens and keys at once.
-            setattr(request, "oauth2_error", {"error": "invalid_token"})  # noqa: B010
-            raise AuthenticationFailed("The user is deactivated.", code="invalid_token")
         if valid:
+            # The toolkit checks the token, not its user: deactivating someone must end their tokens and keys at once.
+            try:
+                user_authentication_check(oauth_request.user)
+            except AuthenticationFailed:
+                setattr(request, "oauth2_error", {"error": "invalid_token"})  # noqa: B010
+                raise
             return oauth_request.user, oauth_request.access_token
         # Read by authenticate_header() for the WWW-Authenticate challenge.
         setattr(request, "oauth2_error", getattr(oauth_request, "oauth2_error", {}))  # noqa: B010

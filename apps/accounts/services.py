@@ -1,5 +1,5 @@
 """Account rules: creating users with their personal organization, signing in with an OIDC issuer's token,
-organizations and their approval policy, issuing personal API keys."""
+organizations and their approval policy (audited), issuing personal API keys."""
 
 import secrets
 from collections.abc import Iterable
@@ -12,11 +12,15 @@ from oauth2_provider.models import get_access_token_model, set_token_value
 
 from apps.accounts.exceptions import TokenRefusedError
 from apps.accounts.models import Membership, Organization, User
+from apps.audit.services import audit_event_record, audit_snapshot
 from apps.core.exceptions import ErrorItem, ForbiddenError, InputValidationError
 
 # How long a run may wait for approval at most. Longer is a mistake, not a policy, and a timeout of thousands of years
 # cannot be stored (a duration column holds microseconds in 64 bits) nor added to a date.
 APPROVAL_TIMEOUT_MAX = timedelta(days=365)
+
+# What the audit log records of an organization: its name and approval policy.
+POLICY_FIELDS = ("name", "approval_policy", "approval_timeout", "approval_timeout_action", "forbid_self_approval")
 
 
 @transaction.atomic
@@ -151,7 +155,7 @@ def organization_create(
         approval_timeout=approval_timeout,
         approval_timeout_action=approval_timeout_action,
     )
-    return Organization.objects.create(
+    organization = Organization.objects.create(
         name=name,
         approval_policy=approval_policy,
         approval_timeout=approval_timeout,
@@ -160,6 +164,15 @@ def organization_create(
         created_by_email=user.email,
         modified_by_email=user.email,
     )
+    audit_event_record(
+        organization_id=organization.id,
+        actor=user,
+        action="organization.created",
+        object_type="organization",
+        object_id=organization.id,
+        after=audit_snapshot(organization, POLICY_FIELDS),
+    )
+    return organization
 
 
 @transaction.atomic
@@ -181,6 +194,7 @@ def organization_update(
         approval_timeout=approval_timeout,
         approval_timeout_action=approval_timeout_action,
     )
+    before = audit_snapshot(organization, POLICY_FIELDS)
     organization.name = name
     organization.approval_policy = approval_policy
     organization.approval_timeout = approval_timeout
@@ -188,6 +202,17 @@ def organization_update(
     organization.forbid_self_approval = forbid_self_approval
     organization.modified_by_email = user.email
     organization.save()
+    after = audit_snapshot(organization, POLICY_FIELDS)
+    if after != before:
+        audit_event_record(
+            organization_id=organization.id,
+            actor=user,
+            action="organization.policy_changed",
+            object_type="organization",
+            object_id=organization.id,
+            before=before,
+            after=after,
+        )
     return organization
 
 

@@ -81,5 +81,5 @@ class IntegrationCredentialViewSet(mixins.ListModelMixin, QueryStringViewSet):
     def destroy(self, request: Request) -> Response:
         credential = self.get_object()
         body = CredentialSerializer(credential).data
-        services.credential_delete(credential=credential)
+        services.credential_delete(credential=credential, user=self.user)
         return Response(body)

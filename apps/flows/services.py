@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.selectors import organization_for_write
+from apps.audit.services import audit_event_record
 from apps.core.exceptions import ConflictError, ErrorItem, InputValidationError, NotFoundError
 from apps.flows import bindings
 from apps.flows.dag import ancestors, topological_order, validate_dag
@@ -280,6 +281,22 @@ def _version_create(
         batch_size=500,
     )
     flow.latest_version = version
+    audit_event_record(
+        organization_id=flow.organization_id,
+        actor=user,
+        action="flow_version.created",
+        object_type="flow_version",
+        object_id=version.id,
+        before=None if number == 1 else {"flow": flow.id, "number": number - 1},
+        after={
+            "flow": flow.id,
+            "flow_name": flow.name,
+            "number": number,
+            "summary": summary,
+            "task_operations": len(task_operations),
+            "dependencies": len(dependencies),
+        },
+    )
     return version
 
 

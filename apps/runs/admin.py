@@ -209,7 +209,20 @@ class FlowRunAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     show_full_result_count = False
     fieldsets = [
         (None, {"fields": ["id", "flow", "flow_request", "organization", "rerun_of"]}),
-        ("State", {"fields": ["status", "status_reason", "triggered_by", "triggered_time", "end_time"]}),
+        (
+            "State",
+            {
+                "fields": [
+                    "status",
+                    "status_reason",
+                    "triggered_by",
+                    "trigger_user",
+                    "trigger_webhook_operation",
+                    "triggered_time",
+                    "end_time",
+                ]
+            },
+        ),
         (
             "Approval",
             {"fields": ["approval_status", "approval_requested_at", "approved_by", "approved_at", "approval_comment"]},
@@ -437,4 +450,14 @@ class ApprovalDecisionAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     list_filter = ["decision", "flow_run__organization"]
     list_select_related = ["flow_run"]
     search_fields = ["decided_by", "comment", "flow_run__id"]
-    fields = ["id", "flow_run", "task_run", "decision", "decided_by", "comment", "overrides", "created_date"]
+    fields = [
+        "id",
+        "flow_run",
+        "task_run",
+        "decision",
+        "decided_by",
+        "decided_by_user",
+        "comment",
+        "overrides",
+        "created_date",
+    ]

@@ -12,6 +12,10 @@ class FlowRun(OwnedModel):
     ``approval_status``: null (nothing to approve) | pending | approved | rejected.
     ``flow_version`` is what the run executes, fixed when it is created: editing or deleting the flow afterwards
     changes nothing of it (``flow`` is that version's flow).
+    The trigger is a reference: ``trigger_user`` (a person started it: the API, a rerun, the admin) or
+    ``trigger_webhook_operation`` (a webhook delivery started it; the operation's creator is who it acted as), never
+    both. ``triggered_by`` keeps the readable name the API reports (the email, or ``webhook:<operation name>``), and
+    is all that is left when the user or the operation is deleted (the references are then null).
     """
 
     class Status(models.TextChoices):
@@ -38,6 +42,22 @@ class FlowRun(OwnedModel):
     triggered_time = models.DateTimeField(null=True, blank=True)
     end_time = models.DateTimeField(null=True, blank=True)
     triggered_by = models.CharField(max_length=254, blank=True, default="", help_text="Who or what started the run.")
+    trigger_user = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The user who started the run (null for webhook-started runs, or once the user is deleted).",
+    )
+    trigger_webhook_operation = models.ForeignKey(
+        "webhooks.WebhookTriggerOperation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The webhook operation whose delivery started the run (null once it is deleted).",
+    )
     approved_by = models.CharField(max_length=254, blank=True, default="")
     approved_at = models.DateTimeField(null=True, blank=True)
     approval_comment = models.TextField(blank=True, default="")
@@ -59,6 +79,12 @@ class FlowRun(OwnedModel):
             models.Index(fields=["organization", "-created_date"], name="flow_run_org_created"),
             models.Index(fields=["flow", "-created_date"], name="flow_run_flow_created"),
             models.Index(fields=["status", "approval_status"], name="flow_run_status"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(trigger_user__isnull=True) | models.Q(trigger_webhook_operation__isnull=True),
+                name="flow_run_one_trigger",
+            )
         ]
 
     def __str__(self) -> str:
@@ -162,7 +188,11 @@ class FlowResult(OwnedModel):
 
 
 class ApprovalDecision(BaseModel):
-    """The audit of one approval decision: who decided, when, what, why, and which parameters they changed."""
+    """The audit of one approval decision: who decided, when, what, why, and which parameters they changed.
+
+    ``decided_by_user`` references the deciding user (null for automatic decisions, or once the user is deleted);
+    ``decided_by`` keeps their email (or ``approval timeout``) as the API shows it.
+    """
 
     class Decision(models.TextChoices):
         APPROVED = "approved", "Approved"
@@ -172,6 +202,9 @@ class ApprovalDecision(BaseModel):
     task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
     decision = models.CharField(max_length=16, choices=Decision.choices)
     decided_by = models.CharField(max_length=254, help_text="An email, or 'approval timeout' for automatic ones.")
+    decided_by_user = models.ForeignKey(
+        "accounts.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     comment = models.TextField(blank=True, default="")
     overrides = models.JSONField(
         default=list, blank=True, help_text="[{name, old_value, new_value}] for each parameter the approver changed."

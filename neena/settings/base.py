@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "apps.flows",
     "apps.runs",
     "apps.webhooks",
+    "apps.audit",
 ]
 
 MIDDLEWARE = [

@@ -106,7 +106,7 @@ def test_a_deactivated_users_key_is_401_at_once(owner, make_client, header):
     response = client.get("/api/v1/users/")
 
     assert response.status_code == 401
-    assert response.json() == {"detail": "The user is deactivated.", "code": "invalid_token"}
+    assert response.json() == {"detail": "The user of this token is deactivated.", "code": "user_inactive"}
     assert response.headers["WWW-Authenticate"].startswith('Bearer realm="neena",error="invalid_token"')
 
 

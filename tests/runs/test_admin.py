@@ -280,7 +280,8 @@ def test_a_second_decision_is_an_error_message_not_a_500(approver_client, owner)
 
 def test_self_approval_forbidden_by_policy_is_an_error_message(approver_client, approver, owner, organization):
     Organization.objects.filter(id=organization.id).update(forbid_self_approval=True)
-    flow_run = waiting_run(owner, triggered_by=approver.email)
+    flow_run = waiting_run(owner)
+    FlowRun.objects.filter(id=flow_run.id).update(trigger_user=approver, triggered_by=approver.email)
 
     response = approver_client.post(run_url(flow_run, "approve"), follow=True)
 

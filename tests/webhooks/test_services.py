@@ -187,6 +187,7 @@ def test_an_event_becomes_a_flow_request_a_flow_and_a_run(owner, organization):
     flow_run = processed.flow_run
     assert flow_run.flow_request_id == flow_request.id
     assert flow_run.triggered_by == "webhook:Zendesk triage"
+    assert (flow_run.trigger_webhook_operation_id, flow_run.trigger_user_id) == (operation.id, None)
     assert flow_run.status in (FlowRun.Status.PENDING, FlowRun.Status.AWAITING_APPROVAL)
 
 

@@ -4,6 +4,7 @@ from uuid import UUID
 
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 
+from apps.accounts.models import Membership
 from apps.credentials.encryption import DecryptionError, decrypt_json
 from apps.credentials.models import IntegrationCredential
 from apps.credentials.services.oauth2 import OAuth2Error, credential_refresh_if_expiring
@@ -39,6 +40,19 @@ def credential_choice(
     return next((candidate for candidate in candidates if candidate.status == candidate.Status.ACTIVE), None)
 
 
+def credential_owner_check(*, credential: IntegrationCredential, organization_id: UUID) -> None:
+    """Refuses (TaskError) a credential whose owner left the organization or was deactivated: a run never acts with
+    the access of someone who is no longer a member, even when their credential is still stored in it."""
+    if not Membership.objects.filter(
+        user_id=credential.owner_id, organization_id=organization_id, user__is_active=True
+    ).exists():
+        raise TaskError(
+            f"The {credential.integration.name} credential's owner ({credential.owner.email}) is no longer a member "
+            "of this organization (credential owner is no longer a member); the step is not run with it. Delete "
+            "the credential or add one of a member."
+        )
+
+
 def credential_for_step(
     *, organization_id: UUID, integration: Integration, triggered_by: str
 ) -> CredentialAccess | None:
@@ -46,7 +60,8 @@ def credential_for_step(
 
     The run's trigger user's own credential in the organization comes first, then the organization's most recently
     updated one. None usable (missing, broken, undecryptable, or failing to refresh) is a TaskError naming the
-    integration, so the step fails without calling anything.
+    integration, so the step fails without calling anything; so is the chosen one when its owner is no longer an
+    active member (``credential_owner_check``): the step fails rather than quietly use it or pick another.
     """
     if integration.auth_type == Integration.AuthType.NONE:
         return None
@@ -61,6 +76,7 @@ def credential_for_step(
             f"No {integration.name} credential in this organization: add one with POST /api/v1/integration_credentials/"
             + (" or connect through OAuth2." if integration.auth_type == Integration.AuthType.OAUTH2 else ".")
         )
+    credential_owner_check(credential=active, organization_id=organization_id)
     return _access(active, integration)
 
 
@@ -68,10 +84,11 @@ def credential_approved_for_step(
     *, organization_id: UUID, integration: Integration, credential_id: UUID, owner_email: str
 ) -> CredentialAccess:
     """The very credential an approval fixed for a step, still in the run's organization and for the step's
-    integration; its absence or breakage is a TaskError, so the step fails rather than run with another one."""
+    integration, and its owner still an active member of it; otherwise a TaskError, so the step fails rather than run
+    with another one."""
     credential = (
         IntegrationCredential.objects.filter(id=credential_id, organization_id=organization_id, integration=integration)
-        .select_related("integration")
+        .select_related("integration", "owner")
         .first()
     )
     if credential is None:
@@ -84,6 +101,7 @@ def credential_approved_for_step(
             f"The {integration.name} credential approved for this step is broken: "
             f"{credential.status_reason or 'reconnect it'}."
         )
+    credential_owner_check(credential=credential, organization_id=organization_id)
     return _access(credential, integration)
 
 

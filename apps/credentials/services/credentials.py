@@ -1,4 +1,5 @@
-"""Credential rules: create-or-update keyed by (organization, integration, owner); secrets encrypted at rest."""
+"""Credential rules: create-or-update keyed by (organization, integration, owner); secrets encrypted at rest; every
+create, update and delete in the audit log (metadata only)."""
 
 from typing import Any
 from uuid import UUID
@@ -10,6 +11,7 @@ from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import ErrorItem, InputValidationError
 from apps.credentials.encryption import encrypt_json, reencrypt
 from apps.credentials.models import IntegrationCredential
+from apps.credentials.services.auditing import credential_audit_record, credential_metadata
 from apps.credentials.services.oauth2 import credential_revoke
 from apps.integrations import egress
 from apps.integrations.connectors import connector_spec
@@ -127,12 +129,13 @@ def credential_upsert(
         credentials=credentials,
         config=config,
     )
-    credential, _ = IntegrationCredential.objects.select_for_update().get_or_create(
+    credential, created = IntegrationCredential.objects.select_for_update().get_or_create(
         organization=target,
         integration=resolved,
         owner=user,
         defaults={"created_by_email": user.email, "secret_ciphertext": ""},
     )
+    before = None if created else credential_metadata(credential)
     credential.secret_ciphertext = encrypt_json(secrets)
     credential.secret_fields = sorted(secrets)
     credential.config = config or {}
@@ -140,13 +143,18 @@ def credential_upsert(
     credential.status_reason = ""
     credential.modified_by_email = user.email
     credential.save()
+    credential_audit_record(actor=user, credential=credential, before=before)
     return credential
 
 
-def credential_delete(*, credential: IntegrationCredential) -> None:
-    """Revokes the token at the provider where it offers that, then deletes the credential."""
+def credential_delete(*, credential: IntegrationCredential, user: User | None) -> None:
+    """Revokes the token at the provider where it offers that (outside any transaction: a network call), then deletes
+    the credential and records it in the audit log together."""
     credential_revoke(credential=credential)
-    credential.delete()
+    with transaction.atomic():
+        before = credential_metadata(credential)
+        credential_audit_record(actor=user, credential=credential, before=before, deleted=True)
+        credential.delete()
 
 
 @transaction.atomic

@@ -29,6 +29,7 @@ from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import InputValidationError
 from apps.credentials.encryption import DecryptionError, decrypt_json, encrypt_json
 from apps.credentials.models import IntegrationCredential, SpentOAuth2State
+from apps.credentials.services.auditing import credential_audit_record, credential_metadata
 from apps.integrations import egress
 from apps.integrations.models import Integration
 from apps.integrations.selectors import integration_get_by_short_name
@@ -242,15 +243,17 @@ def oauth2_code_exchange(*, user: User, integration_short_name: str, code: str, 
     except OAuth2Error as error:
         raise InputValidationError.single(["body", "code"], str(error), "code_refused") from None
     with transaction.atomic():
-        credential, _ = IntegrationCredential.objects.select_for_update().get_or_create(
+        credential, created = IntegrationCredential.objects.select_for_update().get_or_create(
             organization=organization,
             integration=integration,
             owner=user,
             defaults={"created_by_email": user.email, "secret_ciphertext": ""},
         )
+        before = None if created else credential_metadata(credential)
         _store_tokens(credential, tokens, {})
         credential.modified_by_email = user.email
         credential.save()
+        credential_audit_record(actor=user, credential=credential, before=before)
     return credential
 
 

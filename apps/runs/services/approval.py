@@ -13,6 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import Organization, User
+from apps.audit.services import audit_event_record
 from apps.core.exceptions import ConflictError, ErrorItem, ForbiddenError, InputValidationError
 from apps.credentials.services.access import credential_choice
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
@@ -21,8 +22,11 @@ from apps.runs.services.execution import ready_steps_send
 from apps.runs.services.preparation import OverrideError, parameters_override
 from apps.runs.services.readiness import flow_run_advance
 from apps.runs.services.transitions import ready_step
+from apps.webhooks.models import WebhookTriggerOperation
 
 TIMEOUT_DECIDER = "approval timeout"
+# How a webhook-started run's ``triggered_by`` begins (``trigger_run_triggered_by``).
+WEBHOOK_TRIGGER_PREFIX = "webhook:"
 
 
 def _claim_decision(flow_run: FlowRun, decision: str, decided_by: str, comment: str) -> None:
@@ -38,12 +42,33 @@ def _claim_decision(flow_run: FlowRun, decision: str, decided_by: str, comment: 
     flow_run.refresh_from_db()
 
 
+def run_triggered_by_user(*, flow_run: FlowRun, user: User) -> bool:
+    """Whether ``user`` started the run: they are its trigger user, or it is a webhook-started run and they created
+    its operation, or are the user it acted as when it started (its ``created_by_email``, kept when the operation is
+    deleted). A run whose trigger user is gone (deleted, or never resolved when references were migrated) falls back
+    to the email it recorded."""
+    if flow_run.trigger_user_id is not None:
+        return bool(flow_run.trigger_user_id == user.id)
+    email = user.email.lower()
+    if flow_run.trigger_webhook_operation_id is not None or flow_run.triggered_by.startswith(WEBHOOK_TRIGGER_PREFIX):
+        creators = {flow_run.created_by_email.lower()}
+        operation_id = flow_run.trigger_webhook_operation_id
+        operation = WebhookTriggerOperation.objects.filter(id=operation_id).first() if operation_id else None
+        if operation is not None:
+            creators.add(operation.created_by_email.lower())
+        return email in creators
+    return flow_run.triggered_by.lower() == email
+
+
 def _check_decider(flow_run: FlowRun, user: User | None) -> None:
     if user is None:
         return
     organization = Organization.objects.get(id=flow_run.organization_id)
-    if organization.forbid_self_approval and flow_run.triggered_by.lower() == user.email.lower():
-        raise ForbiddenError("The user who triggered a run may not decide on it.", code="self_approval")
+    if organization.forbid_self_approval and run_triggered_by_user(flow_run=flow_run, user=user):
+        message = "The user who triggered a run may not decide on it."
+        if flow_run.trigger_user_id is None and flow_run.triggered_by.startswith(WEBHOOK_TRIGGER_PREFIX):
+            message += " A run a webhook operation started is triggered by the operation's creator."
+        raise ForbiddenError(message, code="self_approval")
 
 
 @transaction.atomic
@@ -102,8 +127,9 @@ def run_approve(
 
     _claim_decision(flow_run, FlowRun.ApprovalStatus.APPROVED, decided_by, comment)
     now = timezone.now()
+    approved_steps: dict[UUID, dict[str, Any]] = {}
     for task_run in parked:
-        approved_step = _approved_step(flow_run, task_run)
+        approved_step = approved_steps[task_run.id] = _approved_step(flow_run, task_run)
         TaskRun.objects.filter(id=task_run.id, status=TaskRun.Status.AWAITING_APPROVAL).update(
             status=TaskRun.Status.PENDING,
             approved_at=now,
@@ -117,18 +143,54 @@ def run_approve(
             task_run=task_run,
             decision=ApprovalDecision.Decision.APPROVED,
             decided_by=decided_by,
+            decided_by_user=user,
             comment=comment,
             overrides=changes_by_step.get(task_run.id, []),
             approved_step=approved_step,
         )
     if not parked:
         ApprovalDecision.objects.create(
-            flow_run=flow_run, decision=ApprovalDecision.Decision.APPROVED, decided_by=decided_by, comment=comment
+            flow_run=flow_run,
+            decision=ApprovalDecision.Decision.APPROVED,
+            decided_by=decided_by,
+            decided_by_user=user,
+            comment=comment,
         )
     FlowRun.objects.filter(id=flow_run.id).update(status=FlowRun.Status.IN_PROGRESS, modified_date=now)
+    _decision_audit(
+        flow_run,
+        user,
+        decided_by,
+        after={
+            "approval_status": FlowRun.ApprovalStatus.APPROVED,
+            "comment": comment,
+            "steps": [
+                {
+                    "task_run": task_run.id,
+                    "overrides": changes_by_step.get(task_run.id, []),
+                    "fingerprint": approved_steps.get(task_run.id, {}).get("fingerprint"),
+                }
+                for task_run in parked
+            ],
+        },
+    )
     ready_steps_send([ready_step(task_run) for task_run in parked] + flow_run_advance(flow_run_id=flow_run.id))
     flow_run.refresh_from_db()
     return flow_run
+
+
+def _decision_audit(flow_run: FlowRun, user: User | None, decided_by: str, after: dict[str, Any]) -> None:
+    """The decision in the organization's audit log (by the user, or by the system as ``decided_by`` says)."""
+    audit_event_record(
+        organization_id=flow_run.organization_id,
+        actor=user,
+        actor_email=decided_by,
+        action=f"flow_run.{after['approval_status']}",
+        object_type="flow_run",
+        object_id=flow_run.id,
+        before={"approval_status": FlowRun.ApprovalStatus.PENDING},
+        after=after,
+    )
 
 
 def _approved_step(flow_run: FlowRun, task_run: TaskRun) -> dict[str, Any]:
@@ -153,13 +215,20 @@ def run_reject(*, flow_run: FlowRun, user: User | None, comment: str = "", decid
         status=TaskRun.Status.CANCELLED, end_time=now, modified_date=now
     )
     ApprovalDecision.objects.create(
-        flow_run=flow_run, decision=ApprovalDecision.Decision.REJECTED, decided_by=decided_by, comment=comment
+        flow_run=flow_run,
+        decision=ApprovalDecision.Decision.REJECTED,
+        decided_by=decided_by,
+        decided_by_user=user,
+        comment=comment,
     )
     FlowRun.objects.filter(id=flow_run.id).update(
         status=FlowRun.Status.CANCELLED,
         status_reason=f"Rejected by {decided_by}" + (f": {comment}" if comment else "."),
         end_time=now,
         modified_date=now,
+    )
+    _decision_audit(
+        flow_run, user, decided_by, after={"approval_status": FlowRun.ApprovalStatus.REJECTED, "comment": comment}
     )
     flow_run.refresh_from_db()
     return flow_run

@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import structlog
@@ -36,6 +36,9 @@ from apps.runs.services.preparation import PreparationError, StepInputs, step_pr
 from apps.runs.services.readiness import StepOutcome, flow_run_advance, flow_run_finish, ready_after
 from apps.runs.services.results import integration_entity
 from apps.runs.services.transitions import ready_step, step_claim, step_lease, step_move, time_limit_of
+
+if TYPE_CHECKING:
+    from apps.webhooks.models import WebhookTriggerOperation
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ def flow_execute(
     copies: dict[int, TaskRun] | None = None,
     parameter_overrides: dict[int, dict[str, Any]] | None = None,
     rerun_from_index: int | None = None,
+    trigger_webhook_operation: "WebhookTriggerOperation | None" = None,
 ) -> FlowRun:
     """Creates the run (pending), pinned to ``flow_version`` (by default the flow's latest), and a pending task run
     per step of that version, the first steps (no predecessor) already marked queued, then queues them after commit.
@@ -97,6 +101,9 @@ def flow_execute(
     same version, by step index: those steps are created completed with their results (``copied_from``) and never
     run or prepared; a step whose predecessors are all copies is then among the first. ``parameter_overrides`` are
     the values a step's preparation takes first, by step index.
+
+    The run's trigger is ``trigger_webhook_operation`` when a delivery to it started the run (``user`` is then the
+    operation's creator, whom the run acts as), else ``user``.
 
     A deleted flow or request cannot run (409), nor a version whose tasks the catalogue no longer has (the tasks of
     copied steps are not run, so not checked). Under the ``always`` approval policy the run waits for approval before
@@ -149,6 +156,8 @@ def flow_execute(
         approval_requested_at=now if parks else None,
         triggered_time=now,
         triggered_by=triggered_by or (user.email if user else ""),
+        trigger_user=None if trigger_webhook_operation is not None else user,
+        trigger_webhook_operation=trigger_webhook_operation,
         rerun_of=rerun_of,
         rerun_from_index=rerun_from_index,
         created_by_email=user.email if user else triggered_by,

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from apps.accounts.models import User
 from apps.accounts.selectors import organization_for_write
+from apps.audit.services import audit_event_record
 from apps.core.exceptions import InputValidationError
 from apps.credentials.encryption import decrypt_json, encrypt_json, reencrypt
 from apps.integrations.connectors.base import SignatureScheme
@@ -168,8 +169,19 @@ def trigger_operation_rotate_secret(*, user: User, operation: WebhookTriggerOper
     secret, operation.signing_secret_ciphertext = _new_secret(
         scheme=operation.webhook_trigger_definition.signature_scheme
     )
+    described = {"name": operation.name, "status": operation.status}
     operation.modified_by_email = user.email
     operation.save(update_fields=["signing_secret_ciphertext", "modified_by_email", "modified_date"])
+    # Never the secret (old or new): the log says that a rotation happened, to which operation, and who did it.
+    audit_event_record(
+        organization_id=operation.organization_id,
+        actor=user,
+        action="webhook_operation.secret_rotated",
+        object_type="webhook_operation",
+        object_id=operation.id,
+        before=described,
+        after={**described, "secret_rotated_at": operation.modified_date},
+    )
     return secret
 
 

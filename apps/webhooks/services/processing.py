@@ -168,7 +168,11 @@ def _flow_start(trigger_run: TriggerRun, user: User, flow_request: FlowRequest) 
         except (ConflictError, NotFoundError) as error:
             raise RunOnlyError(f"The flow was not started: {error.message}") from None
         flow_run = flow_execute(
-            user=user, flow=flow, flow_request=flow_request, triggered_by=trigger_run_triggered_by(operation=operation)
+            user=user,
+            flow=flow,
+            flow_request=flow_request,
+            triggered_by=trigger_run_triggered_by(operation=operation),
+            trigger_webhook_operation=operation,
         )
         trigger_run.flow_run = flow_run
         trigger_run.status = Status.COMPLETED

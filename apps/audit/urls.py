@@ -1,0 +1,3 @@
+from apps.audit.views import AuditEventViewSet
+
+routes = [("audit_events", AuditEventViewSet, "audit-events")]
