@@ -166,6 +166,10 @@ NEENA_LIST_TASK_RUN_FIELD_CHARS = _at_least_one("NEENA_LIST_TASK_RUN_FIELD_CHARS
 # Answers showing one run embed at most this many task runs (the default and the maximum of task_runs_limit on
 # flow_runs/?id= and with_flow_result). Flows have at most 1000 steps, so by default every step is shown.
 NEENA_DETAIL_TASK_RUNS_LIMIT = _at_least_one("NEENA_DETAIL_TASK_RUNS_LIMIT", 1000)
+# Each embedded task run shows its latest attempts (the timeline: claims, retries, re-queues, approvals), at most this
+# many in the run lists and at most the second many when one run is read; attempts_total counts them all.
+NEENA_LIST_TASK_RUN_ATTEMPTS_LIMIT = _at_least_one("NEENA_LIST_TASK_RUN_ATTEMPTS_LIMIT", 5)
+NEENA_DETAIL_TASK_RUN_ATTEMPTS_LIMIT = _at_least_one("NEENA_DETAIL_TASK_RUN_ATTEMPTS_LIMIT", 100)
 
 # --- Idempotency keys ------------------------------------------------------------------------------------------
 
