@@ -2,12 +2,17 @@
 end, transient retry, parking for approval, the sweeper's re-queue or failure of a step whose worker died, a run's
 retry), with the idempotency key its calls carried. In-process, no broker."""
 
+import importlib
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.apps import apps as django_apps
+from django.utils import timezone
 
 from apps.accounts.models import Organization
 from apps.integrations.execution import TransientTaskError
+from apps.runs import migrations as runs_migrations
 from apps.runs.models import TaskRun, TaskRunAttempt
 from apps.runs.services import execution, transitions
 from apps.runs.services.approval import run_approve
@@ -177,3 +182,54 @@ def test_the_claim_and_its_attempt_are_written_together_or_not_at_all(owner, org
     task_run.refresh_from_db()
     assert task_run.status == TaskRun.Status.PENDING  # not claimed without its attempt: a worker may claim it again
     assert not TaskRunAttempt.objects.filter(task_run=task_run).exists()
+
+
+def _backfill_migration():
+    """The data migration giving existing task runs their attempt, found by name (migrations may be renumbered)."""
+    (name,) = [
+        path.stem for path in Path(runs_migrations.__file__).parent.glob("*.py") if path.stem.endswith("_attempts_data")
+    ]
+    return importlib.import_module(f"apps.runs.migrations.{name}")
+
+
+def test_task_runs_started_before_attempts_were_kept_get_one_from_their_row(owner, organization):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow = make_flow(owner, [step(index, "Format Text", template="x") for index in range(4)], [])
+    flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
+    done, failed, running, waiting = flow_run.task_runs.order_by("task_operation_index")
+    started = timezone.now() - timedelta(minutes=5)
+    ended = started + timedelta(seconds=3)
+    TaskRun.objects.filter(id=done.id).update(status="completed", start_time=started, end_time=ended)
+    TaskRun.objects.filter(id=failed.id).update(
+        status="failed", start_time=started, end_time=ended, error="boom", attempt=2
+    )
+    TaskRun.objects.filter(id=running.id).update(status="in_progress", start_time=started)
+    TaskRun.objects.filter(id=waiting.id).update(status="pending", start_time=None)
+    migration = _backfill_migration()
+
+    migration.forwards(django_apps, None)
+    migration.forwards(django_apps, None)  # run twice (a retried deployment): still one each
+
+    def only(task_run):
+        (attempt,) = TaskRunAttempt.objects.filter(task_run=task_run)
+        return (
+            attempt.number,
+            attempt.status,
+            attempt.started_at,
+            attempt.ended_at,
+            attempt.error,
+            attempt.idempotency_key,
+        )
+
+    assert only(done) == (1, Attempt.COMPLETED, started, ended, "", f"{done.id}:0")
+    assert only(failed) == (1, Attempt.FAILED, started, ended, "boom", f"{failed.id}:2")
+    assert only(running) == (1, Attempt.RUNNING, started, None, "", f"{running.id}:0")
+    assert not TaskRunAttempt.objects.filter(task_run=waiting).exists()
+
+    # The running one's worker is gone: the sweeper ends the backfilled attempt, and the next claim is attempt 2.
+    TaskRun.objects.filter(id=running.id).update(lease_expires_at=started)
+    runs_sweep()
+    assert [status for _, status, _, _ in _timeline(running)] == [Attempt.ABANDONED]
+
+    migration.backwards(django_apps, None)
+    assert not TaskRunAttempt.objects.filter(task_run__flow_run=flow_run).exists()
