@@ -221,7 +221,8 @@ def _step_details(step: dict[str, Any], side: str, task_names: dict[str, str]) -
         return ChangeDetail(label, text if side == "before" else "", text if side == "after" else "")
 
     details = [detail("task", task_names.get(step["task_definition"], step["task_definition"]))]
-    details.extend(detail(name, step[name]) for name in OPERATION_FIELDS if name != "task_definition" and step[name])
+    shown = [name for name in OPERATION_FIELDS if name != "task_definition" and step[name] not in (None, "")]
+    details.extend(detail(name, step[name]) for name in shown)
     details.extend(detail(f"parameter {name}", value) for name, value in step["parameters"].items())
     return details
 

@@ -64,20 +64,13 @@ def step_lease(definition: TaskDefinition, *, preparing: bool = False) -> Any:
     return timezone.now() + timedelta(seconds=seconds)
 
 
-def step_move(
-    task_run: TaskRun,
-    from_status: str,
-    *,
-    unchanged_since: Any = None,
-    attempt_end: str | None = None,
-    **changes: Any,
-) -> bool:
+def step_move(task_run: TaskRun, from_status: str, *, unchanged_since: Any = None, **changes: Any) -> bool:
     """A conditional transition: applies the changes only if the step is still in ``from_status`` (and, with
     ``unchanged_since``, was last modified then).
 
     The claim (pending -> preparing) starts an attempt; a move from preparing or in progress to another status ends
-    the running one, as ``attempt_end`` says or else as ``ATTEMPT_END`` maps the new status; both in the move's
-    transaction, only when the move happened.
+    the running one as ``ATTEMPT_END`` maps the new status (the sweeper's moves are ``step_abandon``); both in the
+    move's transaction, only when the move happened.
     """
     changes["modified_date"] = timezone.now()
     current = TaskRun.objects.filter(id=task_run.id, status=from_status)
@@ -85,7 +78,7 @@ def step_move(
         current = current.filter(modified_date=unchanged_since)
     to_status = changes.get("status", from_status)
     starts = from_status == Status.PENDING and to_status == Status.PREPARING
-    ends = attempt_end or (ATTEMPT_END.get(to_status) if from_status in TaskRun.RUNNING else None)
+    ends = ATTEMPT_END.get(to_status) if from_status in TaskRun.RUNNING else None
     if not starts and not ends:
         moved = current.update(**changes)
     else:
