@@ -16,7 +16,7 @@ from django.test import Client
 from apps.accounts.models import Organization, User
 from apps.core.admin import ReadOnlyAdmin
 from apps.credentials.services.credentials import credential_upsert
-from apps.flows.models import FlowRequest
+from apps.flows.models import FlowRequest, FlowVersion
 from apps.integrations.models import Notification
 from apps.runs.models import ApprovalDecision, FlowResult, FlowRun, TaskRun
 from apps.webhooks.models import TriggerRun
@@ -43,6 +43,7 @@ PERMISSIONS = (
     "change_flow",
     "delete_flow",
     "view_flowrequest",
+    "view_flowversion",
     "view_webhooktriggeroperation",
     "change_webhooktriggeroperation",
     "view_triggerrun",
@@ -124,6 +125,7 @@ def objects_of_a(owner, organization):
         ),
         "/admin/flows/flow/": flow_run.flow,
         "/admin/flows/flowrequest/": flow_run.flow_request,
+        "/admin/flows/flowversion/": flow_run.flow_version,
         "/admin/webhooks/webhooktriggeroperation/": operation,
         "/admin/webhooks/triggerrun/": TriggerRun.objects.create(
             organization=organization, operation=operation, delivery_id="d-1", payload={}
@@ -255,7 +257,7 @@ def test_an_invalid_id_in_a_selection_is_refused_not_a_500(client_a, owner):
 
 
 @pytest.mark.parametrize(
-    "model", [FlowRequest, FlowRun, FlowResult, TaskRun, ApprovalDecision, TriggerRun, Notification]
+    "model", [FlowRequest, FlowVersion, FlowRun, FlowResult, TaskRun, ApprovalDecision, TriggerRun, Notification]
 )
 def test_records_are_read_only_for_everyone(model, objects_of_a, superuser, superuser_client):
     model_admin = admin.site._registry[model]

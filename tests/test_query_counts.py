@@ -26,8 +26,9 @@ pytestmark = pytest.mark.django_db
 LIST_BASELINES = {
     "/api/v1/flow_requests/all": (FlowRequestFactory, 2),
     "/api/v1/flows/all": (lambda organization: chain_flow(organization, steps=3), 4),
-    # The page, then the runs to render whole and their task runs (finished ones come from the cache next time).
-    "/api/v1/flow_runs/all": (FlowRunFactory, 4),
+    # The page, then the runs to render whole, their task runs and the task runs' latest attempts (finished ones come
+    # from the cache next time).
+    "/api/v1/flow_runs/all": (FlowRunFactory, 5),
     "/api/v1/flow_runs/preview": (FlowRunFactory, 2),
     "/api/v1/webhook_trigger_operations/all": (WebhookTriggerOperationFactory, 2),
     "/api/v1/audit_events/all": (
@@ -87,8 +88,9 @@ def test_detail_query_counts(api, organization):
     # The flow, the version with its flow, its steps with their tasks and integrations, its edges.
     assert _count(api, f"/api/v1/flows/export?id={flow.id}") == 5
     assert _count(api, f"/api/v1/flows/export?id={flow.id}&version=1") == 5
-    assert _count(api, f"/api/v1/flow_runs/?id={run.id}") == 3
-    assert _count(api, f"/api/v1/flow_runs/with_flow_result?id={run.id}") == 4
+    # The token, the run, its task runs (with their attempt counts), their latest attempts.
+    assert _count(api, f"/api/v1/flow_runs/?id={run.id}") == 4
+    assert _count(api, f"/api/v1/flow_runs/with_flow_result?id={run.id}") == 5
     assert (
         _count(
             api,
@@ -100,7 +102,7 @@ def test_detail_query_counts(api, organization):
 
 
 def test_a_list_of_long_runs_reads_only_the_task_runs_it_shows(api, organization):
-    """Runs of many steps: the same four queries, and the task runs are read by step range, never all of them."""
+    """Runs of many steps: the same five queries, and the task runs are read by step range, never all of them."""
     for _ in range(3):
         run = FlowRunFactory(organization=organization, flow=FlowFactory(organization=organization))
         TaskRun.objects.bulk_create(TaskRun(flow_run=run, task_operation_index=index) for index in range(150))
@@ -110,6 +112,6 @@ def test_a_list_of_long_runs_reads_only_the_task_runs_it_shows(api, organization
 
     assert response.status_code == 200
     assert [len(run["task_runs"]) for run in response.json()] == [100, 100, 100]
-    assert len(queries) == 4
-    task_runs_sql = queries.captured_queries[-1]["sql"]
+    assert len(queries) == 5
+    task_runs_sql = queries.captured_queries[-2]["sql"]
     assert '"task_operation_index" < 100' in task_runs_sql

@@ -4,16 +4,21 @@ A flow is added and changed here as through the API: its fields are the API's (n
 dependencies, the last two as the JSON the API takes), parsed by ``FlowInputSerializer`` and checked by
 ``flow_validate`` (the DAG's shape, live task definitions, parameter bindings) before anything is saved, so a cycle
 or a bad binding is a form error; ``flow_create`` / ``flow_update`` then save it, ``flow_delete`` deletes it. Flow
-requests are records here, read-only.
+requests are records here, read-only; so are flow versions, each page showing the version's steps and edges, a link
+to the version before it, and what changed since (``apps.flows.versions.version_diff``). A run's page links to the
+version it executed.
 """
 
 import json
+from dataclasses import dataclass
 from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import quote
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
@@ -21,9 +26,11 @@ from apps.accounts.admin import OrganizationScopedAdmin
 from apps.accounts.models import Organization, User
 from apps.accounts.selectors import organization_for_write, organization_list_for_user
 from apps.core.admin import CheckedJSONField, ReadOnlyAdmin, ServiceAdmin, ServiceForm
-from apps.flows.models import Flow, FlowRequest
+from apps.flows.models import Flow, FlowRequest, FlowVersion
+from apps.flows.selectors import flow_version_and_previous
 from apps.flows.serializers import FlowInputSerializer
 from apps.flows.services import flow_create, flow_delete, flow_update, flow_validate
+from apps.flows.versions import OPERATION_FIELDS, content_of, version_diff
 
 AUDIT = ["id", "created_date", "modified_date", "created_by_email", "modified_by_email"]
 
@@ -144,6 +151,15 @@ class FlowAdmin(OrganizationScopedAdmin, ServiceAdmin):
     def dependencies(self, flow: Flow) -> SafeString:
         return format_html("<pre>{}</pre>", json.dumps(_edges_as_input(flow), indent=2, ensure_ascii=False))
 
+    def get_deleted_objects(
+        self, objs: Any, request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """What the delete page lists: the flows alone. ``flow_delete`` deletes softly, so their versions, runs and
+        history stay: Django's cascade (which would ask for the delete permission of the read-only versions, and
+        refuse a flow with runs as protected) does not apply."""
+        flows = list(objs)
+        return [str(flow) for flow in flows], {str(Flow._meta.verbose_name_plural): len(flows)}, set(), []
+
     def delete_model(self, request: HttpRequest, obj: Flow) -> None:
         flow_delete(user=cast(User, request.user), flow=obj)
 
@@ -161,3 +177,165 @@ class FlowRequestAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     list_select_related = ["organization", "flow"]
     search_fields = ["request_name", "request_instructions"]
     fields = ["request_name", "request_instructions", "request_metadata", "flow", "organization", *AUDIT]
+
+
+# Who reads a run may read the version it executed (the run's page links to it), as who may read the flow may.
+VERSION_READERS = ("flows.view_flow", "runs.view_flowrun", "runs.approve_flowrun")
+
+
+def version_admin_url(version: FlowVersion) -> str:
+    """The admin page of a flow version."""
+    return reverse("admin:flows_flowversion_change", args=[quote(version.pk)])
+
+
+def _as_text(value: Any) -> str:
+    """Strings as they are; anything else as indented JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str)
+
+
+@dataclass(frozen=True)
+class ChangeDetail:
+    """One changed thing of a step or an edge: its label, and its value before and after (empty where none)."""
+
+    label: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
+class ChangeView:
+    """One step or edge a version added, removed or changed, with what exactly."""
+
+    kind: str
+    subject: str
+    details: list[ChangeDetail]
+
+
+def _step_details(step: dict[str, Any], side: str, task_names: dict[str, str]) -> list[ChangeDetail]:
+    """A whole step (added or removed), its fields and parameters on ``side`` ("before" or "after")."""
+
+    def detail(label: str, value: Any) -> ChangeDetail:
+        text = _as_text(value)
+        return ChangeDetail(label, text if side == "before" else "", text if side == "after" else "")
+
+    details = [detail("task", task_names.get(step["task_definition"], step["task_definition"]))]
+    shown = [name for name in OPERATION_FIELDS if name != "task_definition" and step[name] not in (None, "")]
+    details.extend(detail(name, step[name]) for name in shown)
+    details.extend(detail(f"parameter {name}", value) for name, value in step["parameters"].items())
+    return details
+
+
+def version_changes(diff: dict[str, Any], task_names: dict[str, str]) -> list[ChangeView]:
+    """A ``version_diff`` as rows a person reads: each step and edge added, removed or changed, tasks by name."""
+    operations, edges = diff["task_operations"], diff["dependencies"]
+    rows = [
+        ChangeView("added", f"Step {step['index']}: {step['name']}", _step_details(step, "after", task_names))
+        for step in operations["added"]
+    ]
+    rows.extend(
+        ChangeView("removed", f"Step {step['index']}: {step['name']}", _step_details(step, "before", task_names))
+        for step in operations["removed"]
+    )
+    for changed in operations["changed"]:
+        details = []
+        for name, change in changed["fields"].items():
+            before, after = change["before"], change["after"]
+            if name == "task_definition":
+                name, before, after = "task", task_names.get(before, before), task_names.get(after, after)
+            details.append(ChangeDetail(name, _as_text(before), _as_text(after)))
+        parameters = changed["parameters"]
+        details.extend(ChangeDetail(f"parameter {n}", "", _as_text(v)) for n, v in parameters["added"].items())
+        details.extend(ChangeDetail(f"parameter {n}", _as_text(v), "") for n, v in parameters["removed"].items())
+        details.extend(
+            ChangeDetail(f"parameter {n}", _as_text(c["before"]), _as_text(c["after"]))
+            for n, c in parameters["changed"].items()
+        )
+        rows.append(ChangeView("changed", f"Step {changed['index']}", details))
+
+    def edge(row: dict[str, Any]) -> str:
+        return f"Edge {row['source_task_operation']} \u2192 {row['target_task_operation']}"
+
+    rows.extend(
+        ChangeView(
+            "added", edge(row), [ChangeDetail("instruction", "", row["instruction"])] if row["instruction"] else []
+        )
+        for row in edges["added"]
+    )
+    rows.extend(
+        ChangeView(
+            "removed", edge(row), [ChangeDetail("instruction", row["instruction"], "")] if row["instruction"] else []
+        )
+        for row in edges["removed"]
+    )
+    rows.extend(
+        ChangeView(
+            "changed",
+            edge(row),
+            [ChangeDetail("instruction", row["instruction"]["before"], row["instruction"]["after"])],
+        )
+        for row in edges["changed"]
+    )
+    return rows
+
+
+@admin.register(FlowVersion)
+class FlowVersionAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
+    """A flow's versions, immutable records: each page shows the version's steps and edges, links to the version
+    before it and shows what changed since, readably. Versions of deleted flows stay here: their runs link to them."""
+
+    organization_path = "flow__organization"
+    list_display = ["__str__", "flow", "number", "summary", "created_date", "created_by_email"]
+    list_filter = ["flow__organization"]
+    list_select_related = ["flow"]
+    search_fields = ["flow__name", "summary"]
+    ordering = ["flow", "-number"]
+    fields = ["flow", "number", "summary", "created_by_email", "created_date", "id"]
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        may_view = super().has_view_permission(request, obj) or any(
+            request.user.has_perm(permission) for permission in VERSION_READERS
+        )
+        return may_view and self.is_visible(request, obj)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: FlowVersion | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context.update(self._version_context(obj))
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
+    def _version_context(self, version: FlowVersion) -> dict[str, Any]:
+        """The version's steps and edges, the previous version's link, and the changes from it."""
+        version, previous = flow_version_and_previous(version=version)
+        operations = list(version.task_operations.all())
+        task_names = {
+            str(operation.task_definition_id): operation.task_definition.task_name for operation in operations
+        }
+        changes: list[ChangeView] = []
+        if previous is not None:
+            before = list(previous.task_operations.all())
+            task_names.update(
+                {str(operation.task_definition_id): operation.task_definition.task_name for operation in before}
+            )
+            diff = version_diff(
+                content_of(before, previous.dependencies.all()), content_of(operations, version.dependencies.all())
+            )
+            changes = version_changes(diff, task_names)
+        return {
+            "operations": [
+                {"operation": operation, "parameters": _as_text(operation.parameters) if operation.parameters else ""}
+                for operation in operations
+            ],
+            "edges": list(version.dependencies.all()),
+            "previous": previous,
+            "previous_url": version_admin_url(previous) if previous is not None else "",
+            "changes": changes,
+        }

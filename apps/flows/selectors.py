@@ -97,6 +97,25 @@ def flow_request_linked_for_user(*, user: User, flow: Flow) -> FlowRequest | Non
     return flow_request_list_for_user(user=user).filter(flow=flow, organization_id=flow.organization_id).first()
 
 
+def flow_version_and_previous(*, version: FlowVersion) -> tuple[FlowVersion, FlowVersion | None]:
+    """The version and the one before it (None for version 1), each with its steps (and their task definitions) and
+    edges, in three queries: what the admin's version page shows and compares. Not scoped: the admin scopes the
+    version it was asked for (a flow's versions share its organization)."""
+    steps = [
+        Prefetch("task_operations", queryset=TaskOperation.objects.select_related("task_definition").order_by("index")),
+        Prefetch(
+            "dependencies", queryset=Dependency.objects.order_by("source_task_operation", "target_task_operation")
+        ),
+    ]
+    loaded = {
+        loaded.number: loaded
+        for loaded in FlowVersion.objects.filter(
+            flow_id=version.flow_id, number__in=[version.number - 1, version.number]
+        ).prefetch_related(*steps)
+    }
+    return loaded[version.number], loaded.get(version.number - 1)
+
+
 def flow_and_request_for_user(
     *, user: User, flow_id: UUID, flow_request_id: UUID | None, location: str = "query"
 ) -> tuple[Flow, FlowRequest]:

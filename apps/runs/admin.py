@@ -1,5 +1,6 @@
 """Flow runs in the admin: the queue of runs awaiting approval, approve and reject (in bulk or one run at a time), and
-a run's page with its DAG, its steps' prepared parameters and results, and the approval audit.
+a run's page with the flow version it executes (linked to the version's page, which shows its changes from the
+version before), its DAG, its steps' prepared parameters, results and attempts, and the approval audit.
 
 Thin on purpose: decisions go through ``apps.runs.services.approval`` (the functions the API calls); this module
 parses the request, calls them and renders the outcome as admin messages. Runs are made by the engine, so nothing
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import quote, unquote
@@ -22,14 +24,18 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_POST
 
 from apps.accounts.admin import OrganizationScopedAdmin
 from apps.accounts.models import User
 from apps.core.admin import ReadOnlyAdmin
 from apps.core.exceptions import ApplicationError, ConflictError
+from apps.flows.admin import version_admin_url
 from apps.runs.drawing import DagNode, dag_svg, status_colors
-from apps.runs.models import ApprovalDecision, FlowResult, FlowRun, TaskRun
+from apps.runs.models import ApprovalDecision, FlowResult, FlowRun, TaskRun, TaskRunAttempt
+from apps.runs.selectors import ATTEMPTS_ATTRIBUTE, task_runs_with_attempts
 from apps.runs.services.approval import run_approve, run_reject
 
 if TYPE_CHECKING:
@@ -108,7 +114,7 @@ class ParameterView:
 
 @dataclass(frozen=True)
 class StepView:
-    """What the run's page shows of one step."""
+    """What the run's page shows of one step; ``attempts`` are its latest, newest first, of ``attempts_total``."""
 
     task_run: TaskRun
     name: str
@@ -117,6 +123,8 @@ class StepView:
     stroke: str
     parameters: list[ParameterView]
     result: str
+    attempts: list[TaskRunAttempt]
+    attempts_total: int
 
 
 @dataclass(frozen=True)
@@ -163,6 +171,8 @@ def _step_view(task_run: TaskRun) -> StepView:
             if isinstance(parameter, dict)
         ],
         result="" if task_run.result is None else _as_text(task_run.result),
+        attempts=getattr(task_run, ATTEMPTS_ATTRIBUTE),
+        attempts_total=cast(Any, task_run).attempts_total,
     )
 
 
@@ -208,7 +218,7 @@ class FlowRunAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
     # Spares a COUNT of every run; FlowRunChangeList hides the link it would feed.
     show_full_result_count = False
     fieldsets = [
-        (None, {"fields": ["id", "flow", "flow_request", "organization", "rerun_of"]}),
+        (None, {"fields": ["id", "flow", "version", "flow_request", "organization", "rerun_of"]}),
         (
             "State",
             {
@@ -239,6 +249,22 @@ class FlowRunAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return FlowRunChangeList
+
+    @admin.display(description="flow version")
+    def version(self, flow_run: FlowRun) -> SafeString:
+        """The version the run executes, linked to its page, and to that page's changes from the version before."""
+        version = flow_run.flow_version
+        url = version_admin_url(version)
+        if version.number == 1:
+            return format_html('<a id="run-version" href="{}">Version 1</a> (the first)', url)
+        return format_html(
+            '<a id="run-version" href="{}">Version {}</a> (<a id="run-version-changes" href="{}#version-changes">'
+            "changes from version {}</a>)",
+            url,
+            version.number,
+            url,
+            version.number - 1,
+        )
 
     # --- Permissions: the engine makes runs (ReadOnlyAdmin: never added, changed or deleted here, which would delete
     # the approval audit too); approvers decide on their organizations' runs (OrganizationScopedAdmin) -------------
@@ -376,7 +402,12 @@ class FlowRunAdmin(OrganizationScopedAdmin, ReadOnlyAdmin):
 
     def _run_context(self, request: HttpRequest, flow_run: FlowRun) -> dict[str, Any]:
         """The DAG picture, the steps, the approval audit, and the decision form when this user may decide now."""
-        task_runs = list(flow_run.task_runs.select_related("task_operation__task_definition"))
+        task_runs = list(
+            task_runs_with_attempts(
+                flow_run.task_runs.select_related("task_operation__task_definition"),
+                attempts_limit=settings.NEENA_DETAIL_TASK_RUN_ATTEMPTS_LIMIT,
+            )
+        )
         edges = list(flow_run.flow_version.dependencies.values_list("source_task_operation", "target_task_operation"))
         steps = [_step_view(task_run) for task_run in task_runs]
         nodes = [DagNode(step.task_run.task_operation_index, step.name, step.task_run.status) for step in steps]

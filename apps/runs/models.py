@@ -166,6 +166,42 @@ class TaskRun(BaseModel):
         return f"Step {self.task_operation_index} ({self.status})"
 
 
+class TaskRunAttempt(BaseModel):
+    """One attempt at a task run: from the claim that started it to what ended it, kept for good so that retries,
+    approvals and the sweeper's re-queues stay visible (the run's timeline).
+
+    Written only by the engine's state changes (``apps.runs.services.transitions``), in the transaction of the task
+    run's move that starts or ends it. ``number`` counts a task run's attempts 1, 2, ... without gaps (a claim is
+    exclusive, so two attempts never take the same number). ``idempotency_key`` is the key the attempt's calls carry:
+    transient retries change it; a re-queue after a lost worker keeps it, so a service that honours it does not act
+    twice. ``ended_at`` is null while the attempt runs.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+        RETRIED = "retried", "Failed (transient error), retried"
+        AWAITING_APPROVAL = "awaiting_approval", "Stopped for approval"
+        CANCELLED = "cancelled", "Cancelled"
+        ABANDONED = "abandoned", "Abandoned (worker lost)"
+
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="attempts")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    idempotency_key = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["task_run", "number"]
+        constraints = [models.UniqueConstraint(fields=["task_run", "number"], name="unique_task_run_attempt_number")]
+
+    def __str__(self) -> str:
+        return f"Attempt {self.number} ({self.status})"
+
+
 class FlowResult(OwnedModel):
     """The outcome of a run for one integration entity (a ticket, a mail); clients read the latest per entity."""
 

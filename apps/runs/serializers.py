@@ -9,8 +9,9 @@ from apps.core.pagination import MAX_SKIP
 from apps.core.serializers import AttributeModelSerializer, StrictInputSerializer
 from apps.core.validators import reject_nul_characters
 from apps.flows.serializers import MAX_TASK_OPERATIONS
-from apps.runs.models import FlowResult, FlowRun, TaskRun
+from apps.runs.models import FlowResult, FlowRun, TaskRun, TaskRunAttempt
 from apps.runs.selectors import (
+    ATTEMPTS_ATTRIBUTE,
     LARGE_TASK_RUN_FIELDS,
     TASK_RUNS_ATTRIBUTE,
     listed_attribute,
@@ -19,6 +20,13 @@ from apps.runs.selectors import (
 from apps.runs.services.control import RerunVersion
 
 AUDIT_FIELDS = ["created_date", "modified_date", "created_by_email", "modified_by_email"]
+
+
+class TaskRunAttemptSerializer(AttributeModelSerializer):
+    # One attempt of a task run (no docstring: it would become the schema's description).
+    class Meta:
+        model = TaskRunAttempt
+        fields = ["number", "status", "started_at", "ended_at", "error", "idempotency_key"]
 
 
 class TaskRunSerializer(AttributeModelSerializer):
@@ -39,6 +47,8 @@ class TaskRunSerializer(AttributeModelSerializer):
             "omitted_fields",
             "approved_step",
             "copied_from",
+            "attempts",
+            "attempts_total",
         ]
 
     omitted_fields = serializers.SerializerMethodField(
@@ -50,6 +60,16 @@ class TaskRunSerializer(AttributeModelSerializer):
         help_text="In a rerun from a later step: the task run whose preparation and result this step holds; it was "
         "not run again. Null for a step that ran in this run.",
     )
+    # Loaded by apps.runs.selectors.task_runs_with_attempts().
+    attempts = TaskRunAttemptSerializer(
+        many=True,
+        source=ATTEMPTS_ATTRIBUTE,
+        help_text="The step's latest attempts, newest first: each claim by a worker until what ended it (completed, "
+        "failed, retried after a transient error, stopped for approval, cancelled, abandoned when its worker was "
+        "lost), with the idempotency key its calls carried. At most NEENA_LIST_TASK_RUN_ATTEMPTS_LIMIT (5) in the "
+        "run lists, NEENA_DETAIL_TASK_RUN_ATTEMPTS_LIMIT (100) when one run is read.",
+    )
+    attempts_total = serializers.IntegerField(help_text="How many attempts the step has had (attempts may show fewer).")
 
     def get_omitted_fields(self, task_run: Any) -> list[str]:
         return []

@@ -178,6 +178,11 @@ NEENA_DETAIL_TASK_RUNS_LIMIT = _at_least_one("NEENA_DETAIL_TASK_RUNS_LIMIT", 100
 # failure first; its answer says when there were more ("more": true).
 NEENA_RETRY_FAILED_LIMIT = _at_least_one("NEENA_RETRY_FAILED_LIMIT", 100)
 
+# Each embedded task run shows its latest attempts (the timeline: claims, retries, re-queues, approvals), at most this
+# many in the run lists and at most the second many when one run is read; attempts_total counts them all.
+NEENA_LIST_TASK_RUN_ATTEMPTS_LIMIT = _at_least_one("NEENA_LIST_TASK_RUN_ATTEMPTS_LIMIT", 5)
+NEENA_DETAIL_TASK_RUN_ATTEMPTS_LIMIT = _at_least_one("NEENA_DETAIL_TASK_RUN_ATTEMPTS_LIMIT", 100)
+
 # --- Idempotency keys ------------------------------------------------------------------------------------------
 
 # The first successful answer to a request sent with an Idempotency-Key is replayed to repeats for this long; then the

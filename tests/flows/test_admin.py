@@ -16,7 +16,8 @@ from django.test import Client
 from apps.accounts.models import User
 from apps.core.exceptions import InputValidationError
 from apps.flows.models import Flow, TaskOperation
-from tests.factories import chain_flow, shared_organization, staff_user, task_definition
+from apps.runs.models import FlowRun
+from tests.factories import FlowRunFactory, chain_flow, shared_organization, staff_user, task_definition
 from tests.runs.flows import make_flow, step
 
 pytestmark = pytest.mark.django_db
@@ -207,6 +208,11 @@ def test_a_refusal_at_save_time_rolls_back_and_is_reported_not_a_500(editor_clie
 def test_deleting_a_flow_goes_through_the_service(editor, editor_client, organization):
     editor.user_permissions.add(Permission.objects.get(codename="delete_flow"))
     flow = chain_flow(organization)
+    flow_run = FlowRunFactory(organization=organization, flow=flow)  # kept: the delete is soft
+
+    confirmation = editor_client.get(f"{FLOWS}{flow.id}/delete/")
+    assert confirmation.status_code == 200 and not confirmation.context["perms_lacking"]
+    assert not confirmation.context["protected"]
 
     response = editor_client.post(f"{FLOWS}{flow.id}/delete/", {"post": "yes"})
 
@@ -215,3 +221,4 @@ def test_deleting_a_flow_goes_through_the_service(editor, editor_client, organiz
     assert flow.deleted_at is not None  # deleted softly: its versions stay for the runs that executed them
     assert TaskOperation.objects.filter(flow=flow).exists()
     assert str(flow.id) not in editor_client.get(FLOWS).content.decode()
+    assert FlowRun.objects.filter(id=flow_run.id, flow_version__flow=flow).exists()

@@ -9,7 +9,7 @@ import re
 
 import pytest
 from django.db import connection
-from django.test import Client
+from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
@@ -196,6 +196,37 @@ def test_change_page_lists_the_approval_audit(approver_client, approver, owner):
     assert audit.count('class="approval-decision-row"') == 1
     assert "Approved" in audit and approver.email in audit and "checked the amount" in audit and "Step 1" in audit
     assert 'id="approve-run"' not in content  # decided: nothing left to decide
+
+
+def _attempt_rows(content, index):
+    block = re.search(rf'id="step-{index}".*?(?=<div class="run-step"|id="run-approval-audit")', content, re.DOTALL)
+    return re.findall(r'<tr class="run-attempt" data-status="(\w+)">(.*?)</tr>', block.group(0), re.DOTALL)
+
+
+def test_change_page_shows_each_steps_attempts_newest_first(approver_client, owner):
+    flow_run = waiting_run(owner)
+    approver_client.post(run_url(flow_run, "approve"))
+    run_steps(flow_run)
+    parked = flow_run.task_runs.get(task_operation_index=1)
+
+    content = approver_client.get(run_url(flow_run)).content.decode()
+
+    rows = _attempt_rows(content, 1)
+    assert [status for status, _ in rows] == ["completed", "awaiting_approval"]
+    assert "Stopped for approval" in rows[1][1] and f"{parked.id}:0" in rows[1][1]
+    assert [status for status, _ in _attempt_rows(content, 0)] == ["completed"]
+
+
+@override_settings(NEENA_DETAIL_TASK_RUN_ATTEMPTS_LIMIT=1)
+def test_change_page_says_when_it_shows_only_the_latest_attempts(approver_client, owner):
+    flow_run = waiting_run(owner)
+    approver_client.post(run_url(flow_run, "approve"))
+    run_steps(flow_run)
+
+    content = approver_client.get(run_url(flow_run)).content.decode()
+
+    assert [status for status, _ in _attempt_rows(content, 1)] == ["completed"]
+    assert "(the latest 1 of 2)" in content
 
 
 def test_change_page_queries_do_not_grow_with_the_steps(approver_client, organization):

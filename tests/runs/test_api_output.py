@@ -11,13 +11,14 @@ from rest_framework import serializers
 from rest_framework.renderers import JSONRenderer
 
 from apps.core.renderers import ORJSONRenderer
-from apps.runs.models import FlowResult, FlowRun, TaskRun
-from apps.runs.selectors import flow_run_list_with_task_runs_for_user
+from apps.runs.models import FlowResult, FlowRun, TaskRun, TaskRunAttempt
+from apps.runs.selectors import ATTEMPTS_ATTRIBUTE, flow_run_list_with_task_runs_for_user, task_runs_with_attempts
 from apps.runs.serializers import (
     FlowResultSerializer,
     FlowRunPreviewSerializer,
     FlowRunSerializer,
     FlowRunWithResultSerializer,
+    TaskRunAttemptSerializer,
     TaskRunSerializer,
 )
 from tests.factories import FlowResultFactory, FlowRunFactory, chain_flow
@@ -25,8 +26,18 @@ from tests.factories import FlowResultFactory, FlowRunFactory, chain_flow
 pytestmark = pytest.mark.django_db
 
 
+class PlainTaskRunAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskRunAttempt
+        fields = TaskRunAttemptSerializer.Meta.fields
+
+
 class PlainTaskRunSerializer(serializers.ModelSerializer):
+    """Every attempt through the related manager, newest first, counted in Python."""
+
     omitted_fields = serializers.SerializerMethodField()
+    attempts = serializers.SerializerMethodField()
+    attempts_total = serializers.SerializerMethodField()
 
     class Meta:
         model = TaskRun
@@ -34,6 +45,14 @@ class PlainTaskRunSerializer(serializers.ModelSerializer):
 
     def get_omitted_fields(self, task_run):
         return []
+
+    def get_attempts(self, task_run):
+        if isinstance(task_run, dict):
+            return []
+        return PlainTaskRunAttemptSerializer(task_run.attempts.order_by("-number"), many=True).data
+
+    def get_attempts_total(self, task_run):
+        return 0 if isinstance(task_run, dict) else task_run.attempts.count()
 
 
 class PlainFlowRunPreviewSerializer(serializers.ModelSerializer):
@@ -108,6 +127,17 @@ def runs(owner, organization):
     third.result = ["a", {"nested": [[], {}]}]
     third.attempt = 3
     third.save()
+    started = datetime.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=datetime.UTC)
+    for number, status in enumerate(["retried", "abandoned", "running"], start=1):
+        TaskRunAttempt.objects.create(
+            task_run=third,
+            number=number,
+            status=status,
+            started_at=started + datetime.timedelta(minutes=number),
+            ended_at=None if status == "running" else started + datetime.timedelta(minutes=number, seconds=30),
+            error="" if status == "running" else f"error {number} ✓",
+            idempotency_key=f"{third.id}:{number - 1}",
+        )
     FlowResultFactory(organization=organization, flow_run=waiting, body="Done ✓")
     return [plain, waiting]
 
@@ -136,7 +166,11 @@ def test_previews_and_task_runs_match_the_plain_path(owner, runs):
     plain = PlainFlowRunPreviewSerializer(_plain_runs(), many=True).data
     _assert_same_output(fast, plain)
 
-    task_runs = list(TaskRun.objects.order_by("flow_run__created_date", "task_operation_index"))
+    task_runs = list(
+        task_runs_with_attempts(
+            TaskRun.objects.order_by("flow_run__created_date", "task_operation_index"), attempts_limit=100
+        )
+    )
     _assert_same_output(TaskRunSerializer(task_runs, many=True).data, PlainTaskRunSerializer(task_runs, many=True).data)
 
 
@@ -160,7 +194,7 @@ def test_datetimes_follow_the_active_time_zone_like_drf(owner, runs):
 def test_rows_that_are_not_model_instances_take_drfs_path():
     row = {"task_operation_index": 1, "status": "completed", "start_time": None, "task_prep_prompt": {}}
     row |= {"task_prep_answer": {}, "end_time": None, "id": None, "flow_run": None, "result": None, "error": ""}
-    row |= {"attempt": 0}
+    row |= {"attempt": 0, ATTEMPTS_ATTRIBUTE: [], "attempts_total": 0}
 
     assert TaskRunSerializer(row).data == PlainTaskRunSerializer(row).data
 
@@ -172,4 +206,4 @@ def test_the_list_reads_no_engine_column(owner, runs):
     with CaptureQueriesContext(connection) as queries:
         FlowRunSerializer(queryset, many=True).data  # noqa: B018 - rendering is the point
 
-    assert len(queries) == 2
+    assert len(queries) == 3  # the runs, their task runs, the task runs' attempts

@@ -74,8 +74,9 @@ def run_chain(owner: User, organization: Organization, monkeypatch: pytest.Monke
 # earlier results, and the steps ahead, read once. The first step also reads what the job then keeps (the request, the
 # task definition, the edges, the steps ahead, how steps are queued) and starts the run; the last one has no
 # successor: instead it asks whether any step is unfinished (none), then, in one transaction (two statements more),
-# reads the first failure (none) and ends the run.
-QUERIES_PER_STEP = 4
+# reads the first failure (none) and ends the run. The claim and the end each write the step's attempt in their own
+# transaction (BEGIN, the step's UPDATE, the attempt's INSERT or UPDATE, COMMIT): three statements more each.
+QUERIES_PER_STEP = 4 + 2 * 3
 QUERIES_FIRST_STEP = QUERIES_PER_STEP + 6
 QUERIES_LAST_STEP = QUERIES_PER_STEP - 1 + 3 + 2
 
@@ -90,8 +91,9 @@ def test_queries_per_step_do_not_grow_with_the_flow(run_chain: Callable[[int], l
         assert counts[-1] == QUERIES_LAST_STEP, counts
 
 
-# A step run in place was claimed by the write that readied it: it ends, and claims its successor.
-QUERIES_PER_STEP_IN_PLACE = 2
+# A step run in place was claimed by the write that readied it: it ends, and claims its successor (each with its
+# attempt, in a transaction of its own: three statements more each).
+QUERIES_PER_STEP_IN_PLACE = 2 + 2 * 3
 # The last step, claimed in place too, skips the claim (read and write) a step sent to its own job makes.
 QUERIES_OF_A_THREE_STEP_JOB = QUERIES_FIRST_STEP + QUERIES_PER_STEP_IN_PLACE + (QUERIES_LAST_STEP - 2)
 

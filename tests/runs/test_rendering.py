@@ -39,8 +39,8 @@ def test_finished_runs_come_from_the_cache_with_the_same_bytes(api, organization
     cached, cached_queries = _get(api)
 
     assert cached == fresh
-    assert fresh_queries == 4  # the token, the page, the runs to render and their task runs
-    assert cached_queries == 4  # the running one is still rendered
+    assert fresh_queries == 5  # the token, the page, the runs to render, their task runs and the task runs' attempts
+    assert cached_queries == 5  # the running one is still rendered
     assert [run["status"] for run in json.loads(cached)].count("completed") == 3
 
 
@@ -104,7 +104,7 @@ def test_runs_of_one_flow_use_the_same_cache(api, organization):
     again, queries = _get(api, url)
 
     assert again == first
-    assert queries == first_queries - 2  # no run read whole, no task runs
+    assert queries == first_queries - 3  # no run read whole, no task runs, no attempts
 
 
 def test_an_outsider_never_sees_a_cached_run(api, outsider_api, organization):

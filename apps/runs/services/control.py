@@ -16,7 +16,7 @@ from apps.runs.queueing import send_steps
 from apps.runs.services.approval import approvals_time_out
 from apps.runs.services.execution import flow_execute, ready_steps_send, run_references_check
 from apps.runs.services.readiness import flow_run_advance, flow_runs_stalled, task_runs_unclaimed
-from apps.runs.services.transitions import ready_step
+from apps.runs.services.transitions import ready_step, step_abandon
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,11 @@ CALL_INTERRUPTED = (
     "again. Retry the run to call it again."
 )
 
+WORKER_LOST = (
+    "The worker stopped (its lease expired) before the step ended; the step was queued again, with the same "
+    "idempotency key."
+)
+
 
 def _may_have_acted(task_run: TaskRun) -> bool:
     """Whether a step whose lease expired may have had its side effect: it was calling a service (in progress, which
@@ -150,10 +155,11 @@ def _may_have_acted(task_run: TaskRun) -> bool:
 def runs_sweep(*, now: Any = None) -> SweepReport:
     """Keeps runs moving when something died. Run periodically by beat.
 
-    Steps: (1) a running step whose lease expired lost its worker: it goes back to pending and is queued again (a
-    core side effect is found again through the same idempotency key), except a side-effecting step that was calling
-    its service (in progress): the call may have happened, and a service need not honour the idempotency key, so the
-    step fails and its run goes on to end, rather than acting twice; (2) a queued step no worker
+    Steps: (1) a running step whose lease expired lost its worker: its attempt ends "abandoned", and it goes back to
+    pending and is queued again (a core side effect is found again through the same idempotency key), except a
+    side-effecting step that was calling its service (in progress): the call may have happened, and a service need
+    not honour the idempotency key, so the step fails (its attempt abandoned) and its run goes on to end, rather than
+    acting twice; (2) a queued step no worker
     claimed for NEENA_REQUEUE_AFTER_SECONDS lost its message: it is queued again (claiming is atomic, so a late
     duplicate does nothing); (3) approvals past their organization's timeout are decided; (4) a run with nothing
     running, queued or waiting for NEENA_REQUEUE_AFTER_SECONDS lost the worker that was to ready its next steps or
@@ -166,20 +172,26 @@ def runs_sweep(*, now: Any = None) -> SweepReport:
     )
     dead = []
     for task_run in expired:
-        still_expired = TaskRun.objects.filter(id=task_run.id, status=task_run.status, lease_expires_at__lt=now)
         if _may_have_acted(task_run):
-            if still_expired.update(
+            if step_abandon(
+                task_run,
+                now=now,
+                reason=CALL_INTERRUPTED,
                 status=TaskRun.Status.FAILED,
                 error=CALL_INTERRUPTED,
                 lease_expires_at=None,
                 end_time=now,
-                modified_date=now,
             ):
                 logger.warning("Step %s lost its worker during its call; failing it, not calling again.", task_run.id)
                 report.failed_dead += 1
                 ready_steps_send(flow_run_advance(flow_run_id=task_run.flow_run_id))
-        elif still_expired.update(
-            status=TaskRun.Status.PENDING, lease_expires_at=None, enqueued_at=now, modified_date=now
+        elif step_abandon(
+            task_run,
+            now=now,
+            reason=WORKER_LOST,
+            status=TaskRun.Status.PENDING,
+            lease_expires_at=None,
+            enqueued_at=now,
         ):
             logger.warning("Step %s lost its worker (lease expired); queueing it again.", task_run.id)
             dead.append(ready_step(task_run))

@@ -35,7 +35,14 @@ from apps.runs.services.memory import STEP_OUTPUTS, RunMemory
 from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
 from apps.runs.services.readiness import StepOutcome, flow_run_advance, flow_run_finish, ready_after
 from apps.runs.services.results import integration_entity
-from apps.runs.services.transitions import ready_step, step_claim, step_lease, step_move, time_limit_of
+from apps.runs.services.transitions import (
+    idempotency_key_of,
+    ready_step,
+    step_claim,
+    step_lease,
+    step_move,
+    time_limit_of,
+)
 
 if TYPE_CHECKING:
     from apps.webhooks.models import WebhookTriggerOperation
@@ -300,7 +307,7 @@ def _end_step(
     would be once its lease expired. When the database is unreachable the step stays as it is and the sweeper ends
     it (a side effect fails, ``runs_sweep``).
     """
-    ended = {"end_time": timezone.now(), "lease_expires_at": None}
+    ended: dict[str, Any] = {"end_time": timezone.now(), "lease_expires_at": None}
     try:
         moved = step_move(task_run, from_status, **ended, **_storable_changes(changes))
     except (OperationalError, InterfaceError):
@@ -472,7 +479,7 @@ def _run_claimed_step(task_run: TaskRun, memory: RunMemory, may_claim: int) -> S
         flow_run_id=flow_run.id,
         flow_request_id=flow_run.flow_request_id,
         task_run_id=task_run.id,
-        idempotency_key=f"{task_run.id}:{task_run.attempt}",
+        idempotency_key=idempotency_key_of(task_run),
         integration_entity=integration_entity(memory.flow_request),
         credential=credential,
         time_limit_seconds=time_limit_of(definition),
