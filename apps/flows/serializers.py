@@ -364,7 +364,7 @@ class FlowDocumentSerializer(StrictInputSerializer):
     neena_flow = serializers.IntegerField(
         min_value=1, max_value=2**31 - 1, help_text=f"The document's format: {FORMAT_VERSION}."
     )
-    name = serializers.CharField(max_length=255)
+    name = serializers.CharField(max_length=NAME_MAX_LENGTH)
     version = serializers.IntegerField(
         required=False,
         allow_null=True,

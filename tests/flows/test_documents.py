@@ -485,3 +485,20 @@ def test_the_readmes_example_document_imports_and_exports_unchanged(api):
 
     assert response.status_code == 200, response.content
     assert api.get(f"/api/v1/flows/export?id={response.json()['id']}").json() == example
+
+
+def test_a_flow_with_a_long_name_exports_and_imports(api, outsider_api):
+    """Flow names may be NAME_MAX_LENGTH characters (the original frontend's 'Flow for <request>'): the export of
+    such a flow must import, into a new flow and as the next version of its own."""
+    name = "Flow for " + "a very long request name" * 40
+    created = api.post("/api/v1/flows/", _flow_body(name=name), format="json")
+    assert created.status_code == 200
+    document = api.get(f"/api/v1/flows/export?id={created.json()['id']}").json()
+
+    imported = outsider_api.post("/api/v1/flows/import", document, format="json")
+    again = api.post(f"/api/v1/flows/import?flow_id={created.json()['id']}", document, format="json")
+
+    assert imported.status_code == 200, imported.json()
+    assert imported.json()["name"] == name
+    assert again.status_code == 200, again.json()
+    assert again.json()["version"] == 1
