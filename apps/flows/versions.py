@@ -7,6 +7,7 @@ execute or a person could see on the canvas differs; ``sorted_index`` is derived
 of it.
 """
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,12 @@ def _change(before: Any, after: Any) -> dict[str, Any]:
     return {"before": before, "after": after}
 
 
+def _same_json(before: Any, after: Any) -> bool:
+    """Whether two bindings are the same JSON: Python finds ``1 == True == 1.0``, but they are different values to
+    store and to run with, so an edit from one to another is a change."""
+    return json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True)
+
+
 def _parameter_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "added": {name: after[name] for name in sorted(after.keys() - before.keys())},
@@ -70,7 +77,7 @@ def _parameter_diff(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict
         "changed": {
             name: _change(before[name], after[name])
             for name in sorted(before.keys() & after.keys())
-            if before[name] != after[name]
+            if not _same_json(before[name], after[name])
         },
     }
 

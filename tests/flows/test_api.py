@@ -355,6 +355,23 @@ def test_each_change_makes_the_next_version_and_every_version_stays_readable(api
     assert shown[3] == api.get(f"/api/v1/flows/?id={created['id']}").json()
 
 
+@pytest.mark.parametrize(("before", "after"), [(1, True), (0, False), (1, 1.0), ({"n": 1}, {"n": True})])
+def test_a_binding_that_changes_its_json_type_makes_a_version(api, before, after):
+    """Python finds 1 == True == 1.0, JSON does not: a binding edited from one to the other is a change, saved as the
+    next version, never dropped as "nothing changed"."""
+    created = api.post("/api/v1/flows/", _flow_body(), format="json").json()
+    body = _flow_body(id=created["id"])
+    body["task_operations"][0]["parameters"]["values"] = {"name": before}
+    first = api.put("/api/v1/flows/", body, format="json").json()
+    body["task_operations"][0]["parameters"]["values"] = {"name": after}
+
+    second = api.put("/api/v1/flows/", body, format="json").json()
+
+    assert second["version"] == first["version"] + 1
+    assert second["task_operations"][0]["parameters"]["values"] == {"name": after}
+    assert type(second["task_operations"][0]["parameters"]["values"]["name"]) is type(after)
+
+
 def test_an_unknown_version_is_404(api):
     created = api.post("/api/v1/flows/", _flow_body(), format="json").json()
 
