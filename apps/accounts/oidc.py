@@ -5,7 +5,8 @@
 1. The header. ``alg`` must be RS256 or ES256: ``none``, HS256 (a token "signed" with the issuer's public key used
    as an HMAC secret) and every other algorithm are refused before any key is looked at. ``kid`` must name a key.
 2. The key. The issuer's JWKS (``NEENA_OIDC_JWKS_URL``, else the ``jwks_uri`` of its discovery document at
-   ``<issuer>/.well-known/openid-configuration``, whose ``issuer`` must be NEENA_OIDC_ISSUER exactly) is kept in this
+   ``<issuer>/.well-known/openid-configuration``, whose ``issuer`` must be NEENA_OIDC_ISSUER exactly and whose
+   ``jwks_uri`` must be https when the issuer is) is kept in this
    process and in Django's cache (Redis, shared by every process) for ``NEENA_OIDC_JWKS_CACHE_SECONDS``, so a request
    costs no call to the issuer. A ``kid`` not among the keys (the issuer rotated them) has them read again at once:
    first from Django's cache, where another process may have put the new ones, then from the issuer, at most once
@@ -199,8 +200,13 @@ def jwks_url() -> str:
 
 
 def _discovered_jwks_uri(issuer: str, document: dict[str, Any]) -> str:
+    """The discovery document's ``jwks_uri``, refused unless the document names the issuer exactly and the keys are
+    read over https whenever the issuer is (an https issuer's keys over http could be swapped on the way, which the
+    production check on NEENA_OIDC_ISSUER and NEENA_OIDC_JWKS_URL means to rule out); http only for an http issuer
+    (development)."""
     uri = document.get("jwks_uri")
-    if document.get("issuer") != issuer or not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
+    schemes = ("https://",) if issuer.startswith("https://") else ("https://", "http://")
+    if document.get("issuer") != issuer or not isinstance(uri, str) or not uri.startswith(schemes):
         logger.error(
             "The OIDC discovery document of %s names the issuer %r (NEENA_OIDC_ISSUER must be exactly that) and the "
             "jwks_uri %r",

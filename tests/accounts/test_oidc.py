@@ -11,6 +11,7 @@ from django.core.cache import cache
 from django.test import override_settings
 
 from apps.accounts import oidc
+from apps.accounts.exceptions import IssuerUnavailableError
 from apps.accounts.models import User
 from apps.accounts.services import api_key_create
 from tests.factories import FlowRequestFactory, UserFactory, personal_organization
@@ -497,3 +498,21 @@ def test_the_cache_being_down_leaves_each_process_reading_on_its_own(oidc_issuer
     for _ in range(2):
         assert jwt_client(oidc_issuer.token()).get("/api/v1/users/").status_code == 200
     assert oidc_issuer.jwks_requests() == 1
+
+
+@pytest.mark.parametrize(
+    ("jwks_uri", "used"),
+    [("http://issuer.example/.well-known/jwks.json", False), ("https://issuer.example/.well-known/jwks.json", True)],
+)
+def test_an_https_issuer_whose_discovery_names_http_keys_is_not_used(oidc_issuer, monkeypatch, jwks_uri, used):
+    """Production requires the issuer over https so that no one on the path can swap its keys; a discovery document
+    that sends Neena to read them over http would undo that."""
+    issuer = "https://issuer.example/"
+    monkeypatch.setattr(oidc, "_fetch_json", lambda url: {"issuer": issuer, "jwks_uri": jwks_uri})
+
+    with override_settings(NEENA_OIDC_ISSUER=issuer, NEENA_OIDC_JWKS_URL=""):
+        if used:
+            assert oidc.jwks_url() == jwks_uri
+        else:
+            with pytest.raises(IssuerUnavailableError):
+                oidc.jwks_url()
