@@ -304,6 +304,28 @@ def test_the_approved_credential_deleted_after_approval_fails_the_step(api, zend
     assert _calls(zendesk, ticket) == []
 
 
+def test_the_approved_credential_pointed_elsewhere_after_approval_fails_the_step(api, owner, zendesk, ticket, parked):
+    """Replacing a credential keeps its id; settings saying where it connects (here the Zendesk subdomain) changed
+    after the approval would send the approved side effect to another account, so the step fails instead."""
+    _, _, run = parked
+    _approve(api, run)
+    credential_upsert(
+        user=owner,
+        integration_short_name="zendesk",
+        api_key=API_TOKEN,
+        config={"email": AGENT_EMAIL, "subdomain": "elsewhere"},
+    )
+
+    _work(run)
+
+    step = _step(_run(api, run))
+    assert step["status"] == "failed"
+    assert step["error"].startswith(
+        "The Zendesk credential approved for this step (owner@example.com's) was changed since"
+    )
+    assert _calls(zendesk, ticket) == []
+
+
 def test_the_step_runs_with_the_approved_credential_not_one_added_since(
     api, owner, organization, teammate, zendesk, ticket
 ):

@@ -21,6 +21,9 @@ from apps.credentials.models import IntegrationCredential
 from apps.integrations.models import TaskDefinition
 from apps.runs.models import TaskRun
 
+# Credential settings an OAuth2 token answer writes (``apps.credentials.services.oauth2``), on every refresh.
+TOKEN_CONFIG = frozenset({"scope", "token_type"})
+
 
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
@@ -44,6 +47,14 @@ def definition_digest(definition: TaskDefinition) -> str:
     )
 
 
+def credential_config_digest(config: dict[str, Any]) -> str:
+    """A digest of a credential's settings (where it connects: a subdomain, a host, a base URL; its account email).
+    Replacing a credential keeps its id, so the approval records these too: the approved side effect must not go to
+    another account. The secrets are left out, and so are the settings an OAuth2 token answer rewrites on each
+    refresh (``TOKEN_CONFIG``): a refresh changes them without changing the account."""
+    return _digest({key: value for key, value in (config or {}).items() if key not in TOKEN_CONFIG})
+
+
 def prepared_values(task_prep_answer: dict[str, Any]) -> dict[str, Any]:
     """The parameter values of a prepared answer, by name."""
     return {parameter["name"]: parameter["value"] for parameter in task_prep_answer.get("parameters", [])}
@@ -59,7 +70,13 @@ def approved_step_record(
         "task_name": definition.task_name,
         "integration": definition.integration.short_name,
         "definition_digest": definition_digest(definition),
-        "credential": None if credential is None else {"id": str(credential.id), "owner_email": credential.owner.email},
+        "credential": None
+        if credential is None
+        else {
+            "id": str(credential.id),
+            "owner_email": credential.owner.email,
+            "config_digest": credential_config_digest(credential.config),
+        },
         "parameters": prepared_values(task_run.task_prep_answer),
     }
     return {**facts, "fingerprint": _digest(facts)}

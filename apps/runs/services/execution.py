@@ -30,7 +30,7 @@ from apps.integrations.execution import CredentialAccess, TaskContext, TaskError
 from apps.integrations.models import Integration, TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep, queue_for, send_steps
-from apps.runs.services.approved_steps import approved_step_problem, prepared_values
+from apps.runs.services.approved_steps import approved_step_problem, credential_config_digest, prepared_values
 from apps.runs.services.memory import STEP_OUTPUTS, RunMemory
 from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
 from apps.runs.services.readiness import StepOutcome, flow_run_advance, flow_run_finish, ready_after
@@ -514,12 +514,20 @@ def _credential(task_run: TaskRun, integration: Integration) -> CredentialAccess
             f"No usable {integration.name} credential was there when the step was approved, so it does not run with "
             "one found since. Retry the run to approve it again."
         )
-    return credential_approved_for_step(
+    access = credential_approved_for_step(
         organization_id=flow_run.organization_id,
         integration=integration,
         credential_id=UUID(approved["id"]),
         owner_email=approved["owner_email"],
     )
+    # Approvals recorded before the settings were part of the record have no digest of them.
+    if "config_digest" in approved and approved["config_digest"] != credential_config_digest(access.config):
+        raise TaskError(
+            f"The {integration.name} credential approved for this step ({approved['owner_email']}'s) was changed "
+            "since: its settings (where it connects) are not those approved, so the step is not run. Retry the run "
+            "to approve it again."
+        )
+    return access
 
 
 def _retry_or_fail(
