@@ -382,7 +382,9 @@ def token_identity(claims: dict[str, Any]) -> OIDCIdentity:
         validate_email(email)
     except ValidationError as error:
         raise TokenRefusedError(f"The token's '{claim}' claim is not an email address.") from error
-    if claims.get("email_verified") is False:
+    verified = claims.get("email_verified")
+    # Some issuers send the flag as a string; "false" is as unverified as false.
+    if verified is False or (isinstance(verified, str) and verified.strip().lower() == "false"):
         raise TokenRefusedError("The issuer has not verified the token's email (email_verified is false).")
     name = claims.get("name")
     full_name = name.strip()[:FULL_NAME_MAX_LENGTH] if isinstance(name, str) else ""

@@ -131,11 +131,13 @@ def test_an_email_claim_that_is_not_an_address_is_refused(oidc_issuer, jwt_clien
     assert not User.objects.exists()
 
 
-def test_an_email_the_issuer_has_not_verified_is_refused(oidc_issuer, jwt_client):
+# Some issuers send the claim as a string ("false"): that is not a verified address either.
+@pytest.mark.parametrize("email_verified", [False, "false", "False"])
+def test_an_email_the_issuer_has_not_verified_is_refused(oidc_issuer, jwt_client, email_verified):
     UserFactory(email="ann@example.com")
 
     refused(
-        jwt_client(oidc_issuer.token(email_verified=False)).get("/api/v1/users/"),
+        jwt_client(oidc_issuer.token(email_verified=email_verified)).get("/api/v1/users/"),
         "The issuer has not verified the token's email (email_verified is false).",
     )
     assert User.objects.get(email="ann@example.com").auth0_id == ""
