@@ -195,7 +195,7 @@ POLICY_FIELDS = ["name", "approval_policy", "approval_timeout", "approval_timeou
 
 class OrganizationForm(ServiceForm):
     """The organization's name and approval policy, checked and saved by ``organization_create`` /
-    ``organization_update`` (there is no API for them yet)."""
+    ``organization_update``."""
 
     class Meta:
         model = Organization
@@ -212,7 +212,7 @@ class OrganizationForm(ServiceForm):
     def save_through_service(self, *, instance: Model | None) -> Model:
         policy = self.policy(self.cleaned_data)
         if instance is None:
-            return organization_create(user=self.user, **policy)
+            return organization_create(user=self.user, creator_is_owner=False, **policy)
         return organization_update(user=self.user, organization=cast(Organization, instance), **policy)
 
 

@@ -1,7 +1,7 @@
 """The organization admin: the approval policy is checked and saved by ``organization_check`` / ``organization_update``
 (``organization_create`` when a superuser adds one), so a policy the sweeper could not apply is a form error.
 
-Personas: ``manager`` (staff allowed to change organizations, a member of the owner's organization), ``superuser``.
+Personas: ``manager`` (staff allowed to change organizations, an admin of the owner's organization), ``superuser``.
 """
 
 from datetime import timedelta
@@ -27,6 +27,7 @@ def manager(organization):
         "add_membership",
         "change_membership",
         organizations=[organization],
+        role=Membership.Role.ADMIN,
     )
 
 

@@ -5,7 +5,8 @@ from uuid import UUID
 
 from django.db import transaction
 
-from apps.accounts.models import User
+from apps.accounts.models import Membership, User
+from apps.accounts.roles import role_require
 from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import ErrorItem, InputValidationError
 from apps.credentials.encryption import encrypt_json, reencrypt
@@ -144,8 +145,11 @@ def credential_upsert(
     return credential
 
 
-def credential_delete(*, credential: IntegrationCredential) -> None:
-    """Revokes the token at the provider where it offers that, then deletes the credential."""
+def credential_delete(*, user: User, credential: IntegrationCredential) -> None:
+    """Revokes the token at the provider where it offers that, then deletes the credential. The owner of the
+    credential needs the member role in its organization, anyone else the admin role."""
+    needed = Membership.Role.MEMBER if credential.owner_id == user.id else Membership.Role.ADMIN
+    role_require(user=user, organization_id=credential.organization_id, role=needed)
     credential_revoke(credential=credential)
     credential.delete()
 

@@ -20,7 +20,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from apps.accounts.models import Organization, User
+from apps.accounts.models import Membership, Organization, User
+from apps.accounts.roles import role_require
 from apps.core.exceptions import ConflictError, InputValidationError, Location
 from apps.core.metrics import record_step_ended, record_step_started
 from apps.core.storable_text import json_storable, storable
@@ -91,8 +92,11 @@ def flow_execute(
     per step of that version, the first steps (no predecessor) already marked queued, then queues them after commit.
 
     A deleted flow or request cannot run (409), nor a version whose tasks the catalogue no longer has. Under the
-    ``always`` approval policy the run waits for approval before any step is queued.
+    ``always`` approval policy the run waits for approval before any step is queued. A person starting it needs the
+    member role in the flow's organization (``user`` None: a webhook delivery, judged by its signature).
     """
+    if user is not None:
+        role_require(user=user, organization_id=flow.organization_id, role=Membership.Role.MEMBER)
     if flow.organization_id != flow_request.organization_id:
         raise InputValidationError.single(
             ["query", "flow_request_id"], "The flow request belongs to another organization than the flow.", "mismatch"
