@@ -189,6 +189,8 @@ def organization_delete(*, user: User, organization: Organization) -> None:
         raise ConflictError("A personal organization cannot be deleted.", code="personal_organization")
     if FlowRun.objects.filter(organization=organization).exclude(status__in=FlowRun.TERMINAL).exists():
         raise ConflictError("The organization has runs that have not ended; cancel them first.", code="runs_not_ended")
+    # Runs first: they protect their flow, version and request (which the organization's cascade would delete).
+    FlowRun.objects.filter(organization=organization).delete()
     organization.delete()
 
 
