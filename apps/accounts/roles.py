@@ -176,7 +176,7 @@ def request_organization(request: Request) -> Organization | None:
             organization_id = UUID(raw.strip())
         except ValueError:
             raise InputValidationError.single(
-                ["header", ORGANIZATION_HEADER], "Give an organization's id (a UUID).", "uuid_parsing"
+                ["header", ORGANIZATION_HEADER], "Must be a valid UUID.", "invalid"
             ) from None
         membership = membership_of(user=cast(User, request.user), organization_id=organization_id)
         if membership is None:
@@ -197,8 +197,9 @@ class HasOrganizationRole(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
-        if getattr(view, "action", None) is None:
-            return True  # a method the endpoint does not have: DRF answers 405 and runs nothing
+        action_map = getattr(view, "action_map", None)
+        if action_map is not None and request.method.lower() not in action_map:
+            return True  # a method the viewset does not have (OPTIONS too): DRF answers 405 and runs nothing
         rule = action_rule(view)
         if rule is None:
             raise ForbiddenError("No role grants this action.", code="role_required")
