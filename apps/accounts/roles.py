@@ -198,7 +198,7 @@ class HasOrganizationRole(BasePermission):
         if not (request.user and request.user.is_authenticated):
             return False
         action_map = getattr(view, "action_map", None)
-        if action_map is not None and request.method.lower() not in action_map:
+        if action_map is not None and (request.method or "").lower() not in action_map:
             return True  # a method the viewset does not have (OPTIONS too): DRF answers 405 and runs nothing
         rule = action_rule(view)
         if rule is None:
