@@ -101,6 +101,10 @@ IDEMPOTENT = {
     ("post", "/api/v1/flow_runs/cancel"),
     ("post", "/api/v1/flow_runs/retry"),
     ("post", "/api/v1/flow_runs/rerun"),
+    ("post", "/api/v1/organizations/"),
+    ("put", "/api/v1/organizations/"),
+    ("post", "/api/v1/organizations/members"),
+    ("put", "/api/v1/organizations/members"),
 }
 
 
