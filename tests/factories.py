@@ -36,13 +36,13 @@ def add_member(user: User, organization: Organization, role: str = Membership.Ro
     return Membership.objects.create(user=user, organization=organization, role=role)
 
 
-def staff_user(email: str, *permissions: str, organizations: Any = ()) -> User:
+def staff_user(email: str, *permissions: str, organizations: Any = (), role: str = Membership.Role.MEMBER) -> User:
     """An admin user (staff, not superuser) with these model permissions (codenames), a member of these
-    organizations. Made bare, as ``createsuperuser`` makes admins: no personal organization."""
+    organizations with ``role``. Made bare, as ``createsuperuser`` makes admins: no personal organization."""
     user = User.objects.create_user(email, "secret-password", is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(codename__in=permissions))
     for organization in organizations:
-        add_member(user, organization)
+        add_member(user, organization, role)
     return user
 
 

@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-from apps.accounts.models import Organization, User
+from apps.accounts.models import Membership, Organization, User
 from apps.core.admin import ReadOnlyAdmin
 from apps.credentials.services.credentials import credential_upsert
 from apps.flows.models import FlowRequest, FlowVersion
@@ -88,12 +88,15 @@ def superuser(db):
 
 @pytest.fixture
 def staff_a(organization):
-    return staff_user("staff-a@example.com", *PERMISSIONS, organizations=[organization])
+    # Approvers: the admin's Approve button needs the role as the API's approve does.
+    return staff_user("staff-a@example.com", *PERMISSIONS, organizations=[organization], role=Membership.Role.APPROVER)
 
 
 @pytest.fixture
 def staff_b(outsider_organization):
-    return staff_user("staff-b@example.com", *PERMISSIONS, organizations=[outsider_organization])
+    return staff_user(
+        "staff-b@example.com", *PERMISSIONS, organizations=[outsider_organization], role=Membership.Role.APPROVER
+    )
 
 
 @pytest.fixture

@@ -108,6 +108,10 @@ IDEMPOTENT = {
     ("post", "/api/v1/flow_runs/rerun"),
     ("post", "/api/v1/flow_runs/rerun_from"),
     ("post", "/api/v1/flow_runs/retry_failed"),
+    ("post", "/api/v1/organizations/"),
+    ("put", "/api/v1/organizations/"),
+    ("post", "/api/v1/organizations/members"),
+    ("put", "/api/v1/organizations/members"),
 }
 
 

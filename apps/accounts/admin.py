@@ -16,8 +16,14 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from apps.accounts.models import Membership, Organization, User
 from apps.accounts.selectors import organization_ids_for_user
-from apps.accounts.services import organization_check, organization_create, organization_update
-from apps.audit.services import audit_membership_record
+from apps.accounts.services import (
+    membership_add,
+    membership_remove,
+    membership_role_change,
+    organization_check,
+    organization_create,
+    organization_update,
+)
 from apps.core.admin import SelectionCheckedAdmin, ServiceAdmin, ServiceForm
 
 # Where the organization ids of the request's user are kept once read: one query per request, however many objects
@@ -196,7 +202,7 @@ POLICY_FIELDS = ["name", "approval_policy", "approval_timeout", "approval_timeou
 
 class OrganizationForm(ServiceForm):
     """The organization's name and approval policy, checked and saved by ``organization_create`` /
-    ``organization_update`` (there is no API for them yet)."""
+    ``organization_update``."""
 
     class Meta:
         model = Organization
@@ -213,7 +219,7 @@ class OrganizationForm(ServiceForm):
     def save_through_service(self, *, instance: Model | None) -> Model:
         policy = self.policy(self.cleaned_data)
         if instance is None:
-            return organization_create(user=self.user, **policy)
+            return organization_create(user=self.user, creator_is_owner=False, **policy)
         return organization_update(user=self.user, organization=cast(Organization, instance), **policy)
 
 
@@ -237,39 +243,42 @@ class OrganizationAdmin(OrganizationScopedAdmin, ServiceAdmin):
         ("Record", {"fields": ["created_date", "modified_date", "created_by_email", "modified_by_email"]}),
     ]
     readonly_fields = ["is_personal", "created_date", "modified_date", "created_by_email", "modified_by_email"]
-    # Saved here after the service saved the organization (there is no membership service yet), each change in the
-    # audit log in the admin's transaction.
+    # Each row is saved by the membership services, after the organization's own service saved the organization.
     inlines = [MembershipInline]
-
-    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
-        """Saves the members inline and records each membership added, whose role changed, or removed."""
-        if formset.model is not Membership:
-            super().save_formset(request, form, formset, change)
-            return
-        actor = cast(User, request.user)
-        roles_before = {
-            inline_form.instance.pk: inline_form.initial.get("role") for inline_form in formset.initial_forms
-        }
-        formset.save(commit=False)
-        for membership in formset.deleted_objects:
-            audit_membership_record(
-                actor=actor, membership=membership, before_role=roles_before.get(membership.pk), after_role=None
-            )
-            membership.delete()
-        for membership in formset.new_objects:
-            membership.created_by_email = membership.modified_by_email = actor.email
-            membership.save()
-            audit_membership_record(actor=actor, membership=membership, before_role=None, after_role=membership.role)
-        for membership, _ in formset.changed_objects:
-            membership.modified_by_email = actor.email
-            membership.save()
-            audit_membership_record(
-                actor=actor,
-                membership=membership,
-                before_role=roles_before.get(membership.pk),
-                after_role=membership.role,
-            )
-        formset.save_m2m()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.is_superuser) and super().has_add_permission(request)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        """The membership rows through ``membership_add``, ``membership_role_change`` and ``membership_remove``, so the
+        admin keeps the API's rules (roles, the last owner). A refusal rolls the whole page back: the admin's change
+        view is one transaction, and ``ServiceAdmin`` shows the message."""
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        user = cast(User, request.user)
+        organization = cast(Organization, form.instance)
+        # What Django's change message reads after a formset's own save().
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for row in formset.deleted_forms:
+            if not row.instance._state.adding:
+                # As stored: the form has already written its (edited) fields onto the instance.
+                stored = Membership.objects.select_related("user").get(pk=row.instance.pk)
+                membership_remove(user=user, organization=organization, email=stored.user.email)
+                formset.deleted_objects.append(stored)
+        for row in formset.forms:
+            if row in formset.deleted_forms or not row.has_changed():
+                continue
+            member, role = row.cleaned_data["user"], row.cleaned_data["role"]
+            if row.instance._state.adding:
+                formset.new_objects.append(
+                    membership_add(user=user, organization=organization, email=member.email, role=role)
+                )
+                continue
+            if "user" in row.changed_data:  # the row now names someone else: they replace the one it named
+                previous = Membership.objects.select_related("user").get(pk=row.instance.pk).user
+                membership_remove(user=user, organization=organization, email=previous.email)
+                saved = membership_add(user=user, organization=organization, email=member.email, role=role)
+            else:
+                saved = membership_role_change(user=user, organization=organization, email=member.email, role=role)
+            formset.changed_objects.append((saved, row.changed_data))

@@ -86,12 +86,16 @@ class Organization(BaseModel):
 
 
 class Membership(BaseModel):
-    """A user's role in an organization."""
+    """A user's role in an organization. The roles are ranked, each granting what the ones below it grant; what each
+    allows is the table in ``apps/accounts/roles.py`` (and the README's "Roles")."""
 
     class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        ADMIN = "admin", "Admin"
+        # Listed from the lowest to the highest: apps/accounts/roles.py ranks them in this order.
+        VIEWER = "viewer", "Viewer"
         MEMBER = "member", "Member"
+        APPROVER = "approver", "Approver"
+        ADMIN = "admin", "Admin"
+        OWNER = "owner", "Owner"
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")

@@ -1,5 +1,8 @@
 """Account rules: creating users with their personal organization, signing in with an OIDC issuer's token,
-organizations and their approval policy (audited), issuing personal API keys."""
+organizations and their approval policy, their members and roles (each change audited), issuing personal API keys.
+
+Every change of membership goes through one function here (``organization_create``, ``organization_delete``,
+``membership_add``, ``membership_role_change``, ``membership_remove``), each checking the actor's role itself."""
 
 import secrets
 from collections.abc import Iterable
@@ -12,8 +15,12 @@ from oauth2_provider.models import get_access_token_model, set_token_value
 
 from apps.accounts.exceptions import TokenRefusedError
 from apps.accounts.models import Membership, Organization, User
-from apps.audit.services import audit_event_record, audit_snapshot
-from apps.core.exceptions import ErrorItem, ForbiddenError, InputValidationError
+from apps.accounts.roles import role_require
+from apps.audit.services import audit_event_record, audit_membership_record, audit_snapshot
+from apps.core.exceptions import ConflictError, ErrorItem, ForbiddenError, InputValidationError, NotFoundError
+from apps.runs.models import FlowRun
+
+Role = Membership.Role
 
 # How long a run may wait for approval at most. Longer is a mistake, not a policy, and a timeout of thousands of years
 # cannot be stored (a duration column holds microseconds in 64 bits) nor added to a date.
@@ -147,8 +154,11 @@ def organization_create(
     approval_timeout: timedelta | None = None,
     approval_timeout_action: str = Organization.ApprovalTimeoutAction.CANCEL,
     forbid_self_approval: bool = False,
+    creator_is_owner: bool = True,
 ) -> Organization:
-    """Creates a (shared) organization after ``organization_check``; members are added to it afterwards."""
+    """Creates a (shared) organization after ``organization_check``, with ``user`` as its first owner; other members
+    are added with ``membership_add``. The admin's superusers create tenants for others (``creator_is_owner`` False)
+    and name the members on the same page."""
     organization_check(
         name=name,
         approval_policy=approval_policy,
@@ -164,6 +174,14 @@ def organization_create(
         created_by_email=user.email,
         modified_by_email=user.email,
     )
+    if creator_is_owner:
+        Membership.objects.create(
+            user=user,
+            organization=organization,
+            role=Role.OWNER,
+            created_by_email=user.email,
+            modified_by_email=user.email,
+        )
     audit_event_record(
         organization_id=organization.id,
         actor=user,
@@ -187,7 +205,11 @@ def organization_update(
     forbid_self_approval: bool,
 ) -> Organization:
     """Replaces the organization's name and approval policy after ``organization_check``. Runs already waiting keep
-    waiting; the sweeper applies the new timeout to them from its next pass."""
+    waiting; the sweeper applies the new timeout to them from its next pass.
+
+    Needs the admin role in the organization; a superuser (the operators, in the admin) sets any tenant's policy."""
+    if not user.is_superuser:
+        role_require(user=user, organization_id=organization.id, role=Role.ADMIN)
     organization_check(
         name=name,
         approval_policy=approval_policy,
@@ -214,6 +236,130 @@ def organization_update(
             after=after,
         )
     return organization
+
+
+@transaction.atomic
+def organization_delete(*, user: User, organization: Organization) -> None:
+    """Deletes a shared organization with everything in it (flows, runs, credentials, webhook operations, members).
+
+    Needs the owner role. A personal organization cannot be deleted (it is where its user's objects go by default),
+    nor one with runs still going (their workers would find nothing): 409. Stored credentials are deleted without
+    being revoked at the provider; revoke them first (``DELETE /integration_credentials/``) where that matters.
+    """
+    role_require(user=user, organization_id=organization.id, role=Role.OWNER)
+    if organization.is_personal:
+        raise ConflictError("A personal organization cannot be deleted.", code="personal_organization")
+    if FlowRun.objects.filter(organization=organization).exclude(status__in=FlowRun.TERMINAL).exists():
+        raise ConflictError("The organization has runs that have not ended; cancel them first.", code="runs_not_ended")
+    # Runs first: they protect their flow, version and request (which the organization's cascade would delete).
+    FlowRun.objects.filter(organization=organization).delete()
+    organization.delete()
+
+
+def _member_manager_check(*, user: User, organization: Organization, role: str) -> None:
+    """The actor may change the organization's members: ``role`` in it, or a superuser (the admin's operators, who
+    name any tenant's members on its admin page; through the API they need the role like anyone)."""
+    if not user.is_superuser:
+        role_require(user=user, organization_id=organization.id, role=role)
+
+
+def _role_check(role: str) -> None:
+    if role not in Role.values:
+        raise InputValidationError.single(
+            ["body", "role"], f"The role must be one of: {', '.join(Role.values)}.", "invalid_choice"
+        )
+
+
+def _membership_locked(*, organization: Organization, email: str) -> Membership:
+    """The member with this email (case-insensitive), locked with the organization's other owners' rows; 404 when
+    there is none."""
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("user")
+        .filter(organization=organization, user__email__iexact=email.strip())
+        .first()
+    )
+    if membership is None:
+        raise NotFoundError("No member of the organization has this email.", code="member_not_found")
+    return membership
+
+
+def _last_owner_check(*, membership: Membership) -> None:
+    """Refuses (409 ``last_owner``) to take the owner role from the organization's only owner. The owners' rows are
+    locked first, so two owners demoting each other at once cannot both succeed."""
+    if membership.role != Role.OWNER:
+        return
+    owners = list(
+        Membership.objects.select_for_update()
+        .filter(organization_id=membership.organization_id, role=Role.OWNER)
+        .values_list("id", flat=True)
+    )
+    if owners == [membership.id]:
+        raise ConflictError(
+            "The organization's last owner can neither leave nor be demoted; make another member owner first.",
+            code="last_owner",
+        )
+
+
+@transaction.atomic
+def membership_add(*, user: User, organization: Organization, email: str, role: str) -> Membership:
+    """Adds the user with this email to the organization with ``role``, provisioning the user (with their personal
+    organization) when there is none yet.
+
+    Needs the admin role; adding an owner needs the owner role. 409 ``already_member`` when they are one (change the
+    role with ``membership_role_change``).
+    """
+    _role_check(role)
+    _member_manager_check(user=user, organization=organization, role=Role.OWNER if role == Role.OWNER else Role.ADMIN)
+    if organization.is_personal:
+        raise ConflictError("A personal organization has only its owner.", code="personal_organization")
+    member = user_get_or_create(email=email.strip())
+    if Membership.objects.filter(organization=organization, user=member).exists():
+        raise ConflictError("The user is already a member; change their role instead.", code="already_member")
+    membership = Membership.objects.create(
+        user=member, organization=organization, role=role, created_by_email=user.email, modified_by_email=user.email
+    )
+    audit_membership_record(actor=user, membership=membership, before_role=None, after_role=role)
+    return membership
+
+
+@transaction.atomic
+def membership_role_change(*, user: User, organization: Organization, email: str, role: str) -> Membership:
+    """Gives the member with this email ``role``.
+
+    Needs the admin role; making or unmaking an owner needs the owner role; the last owner cannot be demoted (409).
+    """
+    _role_check(role)
+    membership = _membership_locked(organization=organization, email=email)
+    touches_owner = Role.OWNER in (role, membership.role)
+    _member_manager_check(user=user, organization=organization, role=Role.OWNER if touches_owner else Role.ADMIN)
+    if role != Role.OWNER:
+        _last_owner_check(membership=membership)
+    before_role = membership.role
+    if role == before_role:
+        return membership
+    membership.role = role
+    membership.modified_by_email = user.email
+    membership.save(update_fields=["role", "modified_by_email", "modified_date"])
+    audit_membership_record(actor=user, membership=membership, before_role=before_role, after_role=role)
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, user: User, organization: Organization, email: str) -> Membership:
+    """Removes the member with this email from the organization; returns the membership as it was.
+
+    Anyone may leave (remove themselves); removing someone else needs the admin role, an owner the owner role. The
+    last owner cannot leave nor be removed (409).
+    """
+    membership = _membership_locked(organization=organization, email=email)
+    if membership.user_id != user.id:
+        needed = Role.OWNER if membership.role == Role.OWNER else Role.ADMIN
+        _member_manager_check(user=user, organization=organization, role=needed)
+    _last_owner_check(membership=membership)
+    audit_membership_record(actor=user, membership=membership, before_role=membership.role, after_role=None)
+    membership.delete()
+    return membership
 
 
 def _validated_scopes(scopes: Iterable[str]) -> list[str]:

@@ -1,12 +1,13 @@
-"""The accounts' routes: the users viewset on the API router, and the OAuth2 server's paths (django-oauth-toolkit's,
-with the endpoints that authenticate client applications replaced by ones that lock out repeated failures)."""
+"""The accounts' routes: the users and organizations viewsets on the API router, and the OAuth2 server's paths
+(django-oauth-toolkit's, with the endpoints that authenticate client applications replaced by ones that lock out
+repeated failures)."""
 
 from django.urls import URLPattern, URLResolver, path
 from oauth2_provider import urls as oauth2_urls
 
-from apps.accounts.views import RevokeTokenView, TokenView, UserViewSet
+from apps.accounts.views import OrganizationViewSet, RevokeTokenView, TokenView, UserViewSet
 
-routes = [("users", UserViewSet, "users")]
+routes = [("users", UserViewSet, "users"), ("organizations", OrganizationViewSet, "organizations")]
 
 _CLIENT_AUTHENTICATING_VIEWS: dict[str, type[TokenView] | type[RevokeTokenView]] = {
     "token": TokenView,

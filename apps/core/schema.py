@@ -3,7 +3,8 @@
 from typing import Any, Literal
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema_field
 from rest_framework import serializers
 
 
@@ -27,14 +28,34 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
 
 
+ORGANIZATION_HEADER_PARAMETER = OpenApiParameter(
+    "X-Neena-Organization",
+    OpenApiTypes.UUID,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The organization the request acts in: creates go there, lists are narrowed to it. The caller must "
+    "be a member (else 404) with the role the action needs (else 403 role_required). Default: the personal "
+    "organization for creates, every organization of the caller's for lists.",
+)
+
+
 class NeenaAutoSchema(AutoSchema):
-    """Adds the error answers of DESIGN.md §1 that each kind of operation can give."""
+    """Adds the error answers of DESIGN.md §1 that each kind of operation can give, and the organization header to
+    every operation that needs a token."""
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self.view.authentication_classes:
+            parameters.append(ORGANIZATION_HEADER_PARAMETER)
+        return parameters
 
     def _error_codes(self) -> dict[str, type[serializers.Serializer]]:
         action = getattr(self.view, "action", None)
         codes: dict[str, type[serializers.Serializer]] = {"422": ValidationErrorSerializer, "503": ErrorSerializer}
         if self.view.authentication_classes:
             codes.update({"401": ErrorSerializer, "403": ErrorSerializer, "429": ErrorSerializer})
+            # X-Neena-Organization naming an organization the caller is not a member of, lists included.
+            codes["404"] = ErrorSerializer
         if action != "list":
             codes["404"] = ErrorSerializer
         # A state conflict, a database integrity conflict, an Idempotency-Key whose first request still runs, or (on

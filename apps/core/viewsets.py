@@ -3,7 +3,8 @@
 from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
-from django.db.models import Model
+from django.core.exceptions import FieldDoesNotExist
+from django.db.models import Model, QuerySet
 from django.shortcuts import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.viewsets import GenericViewSet
@@ -15,7 +16,15 @@ from apps.core.serializers import NoBodySerializer
 from apps.core.storable_text import storable, text_problem
 
 if TYPE_CHECKING:
-    from apps.accounts.models import User
+    from apps.accounts.models import Organization, User
+
+
+def _has_organization(model: type[Model]) -> bool:
+    try:
+        model._meta.get_field("organization")
+    except FieldDoesNotExist:
+        return False
+    return True
 
 
 class QueryStringViewSet(GenericViewSet):
@@ -32,6 +41,29 @@ class QueryStringViewSet(GenericViewSet):
     def allowed_methods(self) -> list[str]:
         """OPTIONS answers 405 (the OpenAPI schema describes every endpoint), so it is not advertised in Allow."""
         return [method for method in super().allowed_methods if method != "OPTIONS"]
+
+    @property
+    def header_organization(self) -> "Organization | None":
+        """The organization the ``X-Neena-Organization`` header names (checked: one of the caller's), or None."""
+        from apps.accounts.roles import request_organization  # core is imported by accounts; not the other way
+
+        return request_organization(self.request)
+
+    def target_organization(self, organization_id: UUID | None) -> UUID | None:
+        """Where a new object goes: the body's organization when it names one, else the header's, else None (the
+        service's default, the personal organization). Both are checked, the header before the handler runs, the
+        body's by the service."""
+        if organization_id is not None:
+            return organization_id
+        header = self.header_organization
+        return header.id if header is not None else None
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        """Every list: with ``X-Neena-Organization``, only that organization's objects; without, all the caller's."""
+        header = self.header_organization
+        if header is not None and isinstance(queryset, QuerySet) and _has_organization(queryset.model):
+            queryset = queryset.filter(organization_id=header.id)
+        return super().paginate_queryset(queryset)
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)

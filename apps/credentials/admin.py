@@ -18,6 +18,7 @@ from apps.accounts.admin import OrganizationScopedAdmin
 from apps.accounts.models import Organization, User
 from apps.accounts.selectors import organization_for_write, organization_list_for_user
 from apps.core.admin import CheckedJSONField, SecretInput, SecretTextarea, ServiceAdmin, ServiceForm
+from apps.core.exceptions import ApplicationError
 from apps.credentials.models import IntegrationCredential
 from apps.credentials.serializers import CredentialInputSerializer
 from apps.credentials.services.credentials import (
@@ -138,6 +139,10 @@ class IntegrationCredentialAdmin(OrganizationScopedAdmin, ServiceAdmin):
     def delete_selected_credentials(self, request: HttpRequest, queryset: QuerySet[IntegrationCredential]) -> None:
         count = 0
         for credential in queryset.select_related("integration"):
-            credential_delete(credential=credential, user=cast(User, request.user))
+            try:
+                credential_delete(user=cast(User, request.user), credential=credential)
+            except ApplicationError as error:  # the role check: the others are still deleted
+                self.message_user(request, f"{credential} was kept: {error.message}", messages.ERROR)
+                continue
             count += 1
         self.message_user(request, f"Deleted {count} credential{'' if count == 1 else 's'}.", messages.SUCCESS)

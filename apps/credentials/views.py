@@ -42,7 +42,9 @@ class IntegrationCredentialViewSet(mixins.ListModelMixin, QueryStringViewSet):
     def create(self, request: Request) -> Response:
         serializer = CredentialInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        credential = services.credential_upsert(user=self.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        data["organization"] = self.target_organization(data.get("organization"))
+        credential = services.credential_upsert(user=self.user, **data)
         return Response(CredentialSerializer(credential).data)
 
     @extend_schema(
@@ -59,7 +61,7 @@ class IntegrationCredentialViewSet(mixins.ListModelMixin, QueryStringViewSet):
         url = oauth2.oauth2_authorize_url(
             user=self.user,
             integration_short_name=query["integration_short_name"],
-            organization=query.get("organization"),
+            organization=self.target_organization(query.get("organization")),
         )
         return Response(AuthorizeUrlSerializer({"authorize_url": url}).data)
 
@@ -81,5 +83,5 @@ class IntegrationCredentialViewSet(mixins.ListModelMixin, QueryStringViewSet):
     def destroy(self, request: Request) -> Response:
         credential = self.get_object()
         body = CredentialSerializer(credential).data
-        services.credential_delete(credential=credential, user=self.user)
+        services.credential_delete(user=self.user, credential=credential)
         return Response(body)

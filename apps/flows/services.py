@@ -13,7 +13,8 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import User
+from apps.accounts.models import Membership, User
+from apps.accounts.roles import role_require
 from apps.accounts.selectors import organization_for_write
 from apps.audit.services import audit_event_record
 from apps.core.exceptions import ConflictError, ErrorItem, InputValidationError, NotFoundError
@@ -220,6 +221,7 @@ def flow_request_update(
 @transaction.atomic
 def flow_request_delete(*, user: User, flow_request: FlowRequest) -> None:
     """Marks the request deleted: gone from lists and reads, while the runs made for it keep it as their history."""
+    role_require(user=user, organization_id=flow_request.organization_id, role=Membership.Role.MEMBER)
     flow_request.deleted_at = timezone.now()
     flow_request.modified_by_email = user.email
     flow_request.save(update_fields=["deleted_at", "modified_by_email", "modified_date"])
@@ -384,6 +386,7 @@ def flow_update(
 def flow_delete(*, user: User, flow: Flow) -> None:
     """Marks the flow deleted: gone from lists and reads, and it can no longer run; its versions, runs, task runs,
     results and approval audit stay, and runs already started go on executing their version."""
+    role_require(user=user, organization_id=flow.organization_id, role=Membership.Role.MEMBER)
     flow.deleted_at = timezone.now()
     flow.modified_by_email = user.email
     flow.save(update_fields=["deleted_at", "modified_by_email", "modified_date"])
@@ -483,6 +486,9 @@ def flow_generated_save(*, user: User, flow_request: FlowRequest, draft: PlanDra
 def flow_generate(*, user: User, flow_request: FlowRequest, instructions: str | None = None) -> Flow:
     """Plans a flow for the request (``flow_plan``, no transaction open), then saves it and links the request to it
     (``flow_generated_save``, one short transaction). Errors as those two raise them: 422 for a request that cannot
-    be planned or a plan that fails validation, 404 or 409 for a request deleted or changed while it was planned."""
+    be planned or a plan that fails validation, 404 or 409 for a request deleted or changed while it was planned.
+
+    The member role is checked before planning, so a viewer never costs a model call."""
+    role_require(user=user, organization_id=flow_request.organization_id, role=Membership.Role.MEMBER)
     draft = flow_plan(flow_request=flow_request, instructions=instructions)
     return flow_generated_save(user=user, flow_request=flow_request, draft=draft)

@@ -69,7 +69,9 @@ class FlowRequestViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Query
     def create(self, request: Request) -> Response:
         serializer = FlowRequestInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        flow_request = services.flow_request_create(user=self.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        data["organization"] = self.target_organization(data.get("organization"))
+        flow_request = services.flow_request_create(user=self.user, **data)
         return Response(FlowRequestSerializer(flow_request).data)
 
     @idempotent()
@@ -136,7 +138,9 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
     def create(self, request: Request) -> Response:
         serializer = FlowInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        return self._render(services.flow_create(user=self.user, **serializer.to_service_kwargs()))
+        data = serializer.to_service_kwargs()
+        data["organization"] = self.target_organization(data["organization"])
+        return self._render(services.flow_create(user=self.user, **data))
 
     @idempotent()
     def update(self, request: Request) -> Response:

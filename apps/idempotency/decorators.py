@@ -29,6 +29,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from apps.accounts.models import User
+from apps.accounts.roles import ORGANIZATION_HEADER
 from apps.accounts.selectors import organization_default_for_user
 from apps.core.exceptions import ConflictError, InputValidationError
 from apps.core.renderers import ORJSONRenderer, RenderedJSON
@@ -132,6 +133,7 @@ def idempotent(*, in_transaction: bool = True) -> Callable[[Handler], Handler]:
                     path=request.path,
                     query_string=request.META.get("QUERY_STRING", ""),
                     body=request.body,
+                    organization_header=request.headers.get(ORGANIZATION_HEADER, ""),
                 ),
                 method=request.method,
                 path=request.path,

@@ -51,10 +51,16 @@ class IdempotentReplay:
     body: str
 
 
-def idempotency_fingerprint(*, user: User, method: str, path: str, query_string: str, body: bytes) -> str:
+def idempotency_fingerprint(
+    *, user: User, method: str, path: str, query_string: str, body: bytes, organization_header: str = ""
+) -> str:
     """What makes two requests "the same": the caller, the method, the path (with or without its trailing slash, which
-    the API does not tell apart), the query string and the body, byte for byte."""
+    the API does not tell apart), the query string, the body, byte for byte, and the ``X-Neena-Organization`` header
+    (a create in another organization is another request). Without the header, the fingerprint is the one keys
+    stored before the header existed have."""
     canonical = [str(user.pk), method.upper(), path.rstrip("/"), query_string, hashlib.sha256(body).hexdigest()]
+    if organization_header:
+        canonical.append(organization_header)
     return hashlib.sha256(json.dumps(canonical).encode()).hexdigest()
 
 

@@ -11,16 +11,17 @@ from typing import Any, cast
 from weakref import WeakKeyDictionary
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from apps.accounts.admin import OrganizationScopedAdmin
-from apps.accounts.models import Organization
+from apps.accounts.models import Organization, User
 from apps.accounts.selectors import organization_for_write, organization_list_for_user
 from apps.core.admin import ReadOnlyAdmin, SecretInput, ServiceAdmin, ServiceForm
+from apps.core.exceptions import ApplicationError
 from apps.integrations.models import WebhookTriggerDefinition
 from apps.integrations.selectors import webhook_trigger_definition_list
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
@@ -187,11 +188,14 @@ class WebhookTriggerOperationAdmin(OrganizationScopedAdmin, ServiceAdmin):
         return deleted, counts, perms_needed - {str(TriggerRun._meta.verbose_name)}, protected
 
     def delete_model(self, request: HttpRequest, obj: WebhookTriggerOperation) -> None:
-        operations.trigger_operation_delete(operation=obj)
+        self.delete_queryset(request, WebhookTriggerOperation.objects.filter(pk=obj.pk))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookTriggerOperation]) -> None:
         for operation in queryset:
-            operations.trigger_operation_delete(operation=operation)
+            try:
+                operations.trigger_operation_delete(user=cast(User, request.user), operation=operation)
+            except ApplicationError as error:  # the role check (admin): the others are still deleted
+                self.message_user(request, f"{operation} was kept: {error.message}", messages.ERROR)
 
 
 @admin.register(TriggerRun)

@@ -89,7 +89,9 @@ class WebhookTriggerOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModel
     def create(self, request: Request) -> Response:
         serializer = TriggerOperationInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        operation, secret = operations.trigger_operation_create(user=self.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        data["organization"] = self.target_organization(data.get("organization"))
+        operation, secret = operations.trigger_operation_create(user=self.user, **data)
         return Response(TriggerOperationWithSecretSerializer(operation, context={"signing_secret": secret}).data)
 
     def update(self, request: Request) -> Response:
@@ -104,7 +106,7 @@ class WebhookTriggerOperationViewSet(mixins.ListModelMixin, mixins.RetrieveModel
     def destroy(self, request: Request) -> Response:
         operation = self.get_object()
         body = TriggerOperationSerializer(operation).data
-        operations.trigger_operation_delete(operation=operation)
+        operations.trigger_operation_delete(user=self.user, operation=operation)
         return Response(body)
 
     @extend_schema(

@@ -234,7 +234,11 @@ CORS_PREFLIGHT_MAX_AGE = env.int("NEENA_CORS_PREFLIGHT_MAX_AGE_SECONDS", default
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.BearerTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.HasTokenScope"],
+    # Token scopes first (a read-only token is refused before anything else), then the role in the organization.
+    "DEFAULT_PERMISSION_CLASSES": [
+        "apps.accounts.permissions.HasTokenScope",
+        "apps.accounts.roles.HasOrganizationRole",
+    ],
     # DRF's JSONRenderer output, written by orjson (apps/core/renderers.py).
     "DEFAULT_RENDERER_CLASSES": ["apps.core.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.CheckedJSONParser"],

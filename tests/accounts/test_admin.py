@@ -1,7 +1,7 @@
 """The organization admin: the approval policy is checked and saved by ``organization_check`` / ``organization_update``
 (``organization_create`` when a superuser adds one), so a policy the sweeper could not apply is a form error.
 
-Personas: ``manager`` (staff allowed to change organizations, a member of the owner's organization), ``superuser``.
+Personas: ``manager`` (staff allowed to change organizations, an admin of the owner's organization), ``superuser``.
 """
 
 from datetime import timedelta
@@ -27,6 +27,7 @@ def manager(organization):
         "add_membership",
         "change_membership",
         organizations=[organization],
+        role=Membership.Role.ADMIN,
     )
 
 
@@ -135,3 +136,20 @@ def test_staff_cannot_make_a_user_they_cannot_see_a_member(manager, organization
     (inline,) = response.context["inline_admin_formsets"]
     assert "user" in inline.formset.forms[added].errors
     assert not Membership.objects.filter(user=outsider, organization=organization).exists()
+
+
+def test_membership_rows_are_saved_by_the_membership_services(manager, owner, organization):
+    """The inline keeps the API's rules: an admin cannot unmake an owner, and a refusal saves nothing on the page."""
+    client = logged_in(manager)
+    url = f"{ORGANIZATIONS}{organization.id}/change/"
+    form = policy_form(client.get(url), approval_policy="always")
+    (row,) = [key.removesuffix("-user") for key, value in form.items() if key.endswith("-user") and value == owner.id]
+    form[f"{row}-role"] = "member"
+
+    response = client.post(url, form, follow=True)
+
+    shown = [str(message) for message in response.context["messages"]]
+    assert any("Nothing was saved" in message and "needs the owner role" in message for message in shown), shown
+    assert Membership.objects.get(user=owner, organization=organization).role == "owner"
+    organization.refresh_from_db()
+    assert organization.approval_policy == "side_effects"

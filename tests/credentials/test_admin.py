@@ -8,6 +8,7 @@ Persona: ``keeper`` (staff with the credential permissions, a member of the owne
 import pytest
 from django.test import Client
 
+from apps.accounts.models import Membership
 from apps.credentials.encryption import decrypt_json
 from apps.credentials.models import IntegrationCredential
 from apps.credentials.services.credentials import credential_upsert
@@ -29,6 +30,8 @@ def keeper(organization):
         "change_integrationcredential",
         "delete_integrationcredential",
         organizations=[organization],
+        # Deleting other members' credentials takes the admin role, in the admin as through the API.
+        role=Membership.Role.ADMIN,
     )
 
 

@@ -11,7 +11,7 @@ from apps.flows.models import Flow, FlowRequest
 from apps.idempotency.models import IdempotencyKey
 from apps.runs.models import ApprovalDecision, FlowRun
 from apps.runs.services.execution import flow_execute, task_run_execute
-from tests.factories import add_member, task_definition
+from tests.factories import add_member, shared_organization, task_definition
 from tests.runs.flows import make_flow, make_request, step
 
 pytestmark = pytest.mark.django_db
@@ -99,6 +99,20 @@ def test_create_flow_repeated_creates_one(api):
     assert first.status_code == 200
     assert second.content == first.content
     assert Flow.objects.count() == 1
+
+
+def test_the_same_key_for_a_create_in_another_organization_is_another_request(api, owner):
+    team = shared_organization(owner)
+    body = {"request_instructions": "Summarise the ticket."}
+
+    personal = api.post("/api/v1/flow_requests/", body, format="json", HTTP_IDEMPOTENCY_KEY=KEY)
+    elsewhere = api.post(
+        "/api/v1/flow_requests/", body, format="json", HTTP_IDEMPOTENCY_KEY=KEY, HTTP_X_NEENA_ORGANIZATION=str(team.id)
+    )
+
+    assert personal.status_code == 200
+    _assert_reused(elsewhere)
+    assert not FlowRequest.objects.filter(organization=team).exists()
 
 
 def test_a_replayed_update_does_not_overwrite_a_later_change(api, owner):

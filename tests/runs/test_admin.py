@@ -13,7 +13,7 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
-from apps.accounts.models import Organization
+from apps.accounts.models import Membership, Organization
 from apps.integrations.models import Notification
 from apps.runs.drawing import DagNode, dag_svg, topological_layers
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
@@ -40,7 +40,8 @@ def logged_in(user, **options):
 
 @pytest.fixture
 def approver(organization):
-    return staff("approver@example.com", "approve_flowrun", organizations=[organization])
+    # The Django permission shows the buttons; the approver role in the run's organization lets the service decide.
+    return staff("approver@example.com", "approve_flowrun", organizations=[organization], role=Membership.Role.APPROVER)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
-from apps.accounts.models import Organization, User
+from apps.accounts.models import Membership, Organization, User
 from apps.integrations.models import Notification
 from apps.runs.models import FlowRun
 from apps.runs.services.execution import flow_execute
@@ -71,7 +71,7 @@ def approver(transactional_db: None, organization: Organization) -> User:
     """Staff with the approve permission, a member of the owner's organization (the admin shows its runs only)."""
     user = User.objects.create_user("approver@example.com", PASSWORD, is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="approve_flowrun"))
-    add_member(user, organization)
+    add_member(user, organization, Membership.Role.APPROVER)
     return user
 
 

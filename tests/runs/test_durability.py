@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from apps.accounts.models import Organization
+from apps.accounts.models import Membership, Organization
 from apps.core.exceptions import ConflictError
 from apps.integrations.models import Notification
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
@@ -146,6 +146,7 @@ def _parked_run(owner):
 @pytest.mark.parametrize("attempt", range(3))
 def test_concurrent_approve_and_reject_exactly_one_wins(owner, teammate, monkeypatch, attempt):
     monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    Membership.objects.filter(user=teammate).update(role=Membership.Role.APPROVER)
     flow_run = _parked_run(owner)
     barrier = threading.Barrier(2)
     outcomes: dict[str, str] = {}

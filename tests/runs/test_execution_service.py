@@ -7,7 +7,7 @@ from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
-from apps.accounts.models import Organization
+from apps.accounts.models import Membership, Organization
 from apps.credentials.services.credentials import credential_upsert
 from apps.flows.models import TaskOperation
 from apps.integrations.execution import TransientTaskError
@@ -149,6 +149,7 @@ def test_approval_timeout_follows_the_policy(owner, organization, action, expect
 
 def test_self_approval_can_be_forbidden(api, owner, organization, teammate, make_client):
     set_policy(organization, Organization.ApprovalPolicy.SIDE_EFFECTS, forbid_self_approval=True)
+    Membership.objects.filter(user=teammate).update(role=Membership.Role.APPROVER)
     flow_run = _run(owner, [step(0, "Send Notification", 'Tell a@example.com "x"')])
     task_run_execute(task_run_id=_step_run(flow_run).id)
 

@@ -4,7 +4,7 @@ services) and trigger runs (read-only)."""
 import pytest
 from django.test import Client
 
-from apps.accounts.models import User
+from apps.accounts.models import Membership, User
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from apps.webhooks.services import operations
 from tests.factories import WebhookTriggerOperationFactory, staff_user, trigger_definition
@@ -59,6 +59,8 @@ def editor(organization):
         "change_webhooktriggeroperation",
         "delete_webhooktriggeroperation",
         organizations=[organization],
+        # Webhook operations take the admin role, in the admin as through the API.
+        role=Membership.Role.ADMIN,
     )
 
 

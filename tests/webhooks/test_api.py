@@ -5,6 +5,7 @@ the secret, delete, and the check that ``<{field}>`` placeholders name the defin
 import pytest
 from django.test import override_settings
 
+from apps.accounts.models import Membership
 from apps.webhooks.models import WebhookTriggerOperation
 from apps.webhooks.services import operations
 from tests.factories import WebhookTriggerOperationFactory, trigger_definition
@@ -141,6 +142,7 @@ def _put(api, operation_id, **fields):
 
 def test_update_replaces_name_template_and_status(api, teammate, teammate_api):
     created = _create(api).json()
+    Membership.objects.filter(user=teammate).update(role=Membership.Role.ADMIN)
 
     response = _put(teammate_api, created["id"], status="active")
 
@@ -151,6 +153,21 @@ def test_update_replaces_name_template_and_status(api, teammate, teammate_api):
     assert body["created_by_email"] == created["created_by_email"]
     assert body["webhook_trigger_definition"] == created["webhook_trigger_definition"]
     assert "signing_secret" not in body
+
+
+def test_a_member_who_is_not_an_admin_cannot_change_an_operation_nor_its_secret(api, teammate_api):
+    created = _create(api).json()
+
+    responses = [
+        _put(teammate_api, created["id"], status="active"),
+        teammate_api.post(f"/api/v1/webhook_trigger_operations/rotate_secret?id={created['id']}"),
+        teammate_api.delete(f"/api/v1/webhook_trigger_operations/?id={created['id']}"),
+    ]
+
+    assert [response.status_code for response in responses] == [403, 403, 403]
+    assert {response.json()["code"] for response in responses} == {"role_required"}
+    assert "needs the admin role" in responses[0].json()["detail"]
+    assert WebhookTriggerOperation.objects.get(id=created["id"]).status == created["status"]
 
 
 def test_update_without_status_keeps_it(api):

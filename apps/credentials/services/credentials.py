@@ -6,7 +6,8 @@ from uuid import UUID
 
 from django.db import transaction
 
-from apps.accounts.models import User
+from apps.accounts.models import Membership, User
+from apps.accounts.roles import role_require
 from apps.accounts.selectors import organization_for_write
 from apps.core.exceptions import ErrorItem, InputValidationError
 from apps.credentials.encryption import encrypt_json, reencrypt
@@ -147,9 +148,12 @@ def credential_upsert(
     return credential
 
 
-def credential_delete(*, credential: IntegrationCredential, user: User | None) -> None:
+def credential_delete(*, user: User, credential: IntegrationCredential) -> None:
     """Revokes the token at the provider where it offers that (outside any transaction: a network call), then deletes
-    the credential and records it in the audit log together."""
+    the credential and records it in the audit log together. The owner of the credential needs the member role in its
+    organization, anyone else the admin role."""
+    needed = Membership.Role.MEMBER if credential.owner_id == user.id else Membership.Role.ADMIN
+    role_require(user=user, organization_id=credential.organization_id, role=needed)
     credential_revoke(credential=credential)
     with transaction.atomic():
         before = credential_metadata(credential)

@@ -12,7 +12,8 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 
-from apps.accounts.models import Organization, User
+from apps.accounts.models import Membership, Organization, User
+from apps.accounts.roles import role_require
 from apps.audit.services import audit_event_record
 from apps.core.exceptions import ConflictError, ErrorItem, ForbiddenError, InputValidationError
 from apps.credentials.services.access import credential_choice
@@ -61,8 +62,13 @@ def run_triggered_by_user(*, flow_run: FlowRun, user: User) -> bool:
 
 
 def _check_decider(flow_run: FlowRun, user: User | None) -> None:
+    """A person deciding needs the approver role in the run's organization (a superuser, deciding on any tenant's
+    runs in the admin, does not), and is not the run's trigger where the organization forbids self-approval.
+    ``user`` None is the timeout sweeper."""
     if user is None:
         return
+    if not user.is_superuser:
+        role_require(user=user, organization_id=flow_run.organization_id, role=Membership.Role.APPROVER)
     organization = Organization.objects.get(id=flow_run.organization_id)
     if organization.forbid_self_approval and run_triggered_by_user(flow_run=flow_run, user=user):
         message = "The user who triggered a run may not decide on it."

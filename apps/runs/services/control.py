@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 
-from apps.accounts.models import User
+from apps.accounts.models import Membership, User
+from apps.accounts.roles import role_require
 from apps.core.exceptions import ConflictError
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import send_steps
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 @transaction.atomic
 def run_cancel(*, flow_run: FlowRun, user: User, reason: str = "") -> FlowRun:
     """Stops the run: steps not started are cancelled; a step already running finishes, but nothing after it."""
+    role_require(user=user, organization_id=flow_run.organization_id, role=Membership.Role.MEMBER)
     now = timezone.now()
     cancelled = (
         FlowRun.objects.filter(id=flow_run.id)
@@ -54,6 +56,8 @@ def run_retry(*, flow_run: FlowRun, user: User | None, actor: str = "") -> FlowR
     again first (``run_references_check``), and an approval given before is not carried over: a side effect asks
     for a new one. The move from failed is conditional (and under the run's row lock), so of two retries of one run one
     wins and the other answers 409 ``not_failed``. ``actor`` names who retried when no user did (a command)."""
+    if user is not None:
+        role_require(user=user, organization_id=flow_run.organization_id, role=Membership.Role.MEMBER)
     locked = FlowRun.objects.select_for_update().select_related("flow", "flow_request").get(id=flow_run.id)
     if locked.status != FlowRun.Status.FAILED:
         raise ConflictError(f"Only a failed run can be retried; this one is {locked.status}.", code="not_failed")
@@ -107,6 +111,7 @@ def run_rerun(*, flow_run: FlowRun, user: User, version: str = RerunVersion.PINN
     """A new run for the same request, from the beginning, of the same flow version (``pinned``) or of the flow's
     latest one (``latest``); 409 when the flow or the request was deleted, moved to another organization, or a task
     of the version left the catalogue."""
+    role_require(user=user, organization_id=flow_run.organization_id, role=Membership.Role.MEMBER)
     if flow_run.flow_request.organization_id != flow_run.organization_id:
         raise ConflictError(
             "The flow request no longer belongs to the run's organization.", code="organization_mismatch"

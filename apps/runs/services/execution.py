@@ -20,7 +20,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
-from apps.accounts.models import Organization, User
+from apps.accounts.models import Membership, Organization, User
+from apps.accounts.roles import role_require
 from apps.core.exceptions import ConflictError, InputValidationError, Location
 from apps.core.metrics import record_step_ended, record_step_started
 from apps.core.storable_text import json_storable, storable
@@ -114,8 +115,11 @@ def flow_execute(
 
     A deleted flow or request cannot run (409), nor a version whose tasks the catalogue no longer has (the tasks of
     copied steps are not run, so not checked). Under the ``always`` approval policy the run waits for approval before
-    any step is queued.
+    any step is queued. A person starting it needs the member role in the flow's organization (a webhook delivery is
+    judged by its signature instead).
     """
+    if user is not None and trigger_webhook_operation is None:
+        role_require(user=user, organization_id=flow.organization_id, role=Membership.Role.MEMBER)
     copies = copies or {}
     parameter_overrides = parameter_overrides or {}
     if flow.organization_id != flow_request.organization_id:

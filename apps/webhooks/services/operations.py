@@ -9,7 +9,8 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 
-from apps.accounts.models import User
+from apps.accounts.models import Membership, User
+from apps.accounts.roles import role_require
 from apps.accounts.selectors import organization_for_write
 from apps.audit.services import audit_event_record
 from apps.core.exceptions import InputValidationError
@@ -110,7 +111,7 @@ def trigger_operation_create(
 ) -> tuple[WebhookTriggerOperation, str]:
     """Creates the operation with a signing secret (the one given, for providers that issue their own, such as
     Slack's and Zendesk's; else a new one); returns it with the secret in clear, shown once (reads never return it)."""
-    target = organization_for_write(user=user, organization_id=organization)
+    target = organization_for_write(user=user, organization_id=organization, role=Membership.Role.ADMIN)
     definition = _definition_resolve(definition_id=webhook_trigger_definition)
     trigger_operation_check(definition=definition, template_body=template_body, signing_secret=signing_secret)
     if signing_secret:
@@ -146,6 +147,7 @@ def trigger_operation_update(
     Updating a failed operation reactivates it (status active unless the update names another), and every update
     clears the count of failures in a row: the update is how the owner says the cause was dealt with.
     """
+    role_require(user=user, organization_id=operation.organization_id, role=Membership.Role.ADMIN)
     trigger_operation_check(
         definition=operation.webhook_trigger_definition, template_body=template_body, signing_secret=signing_secret
     )
@@ -166,6 +168,7 @@ def trigger_operation_update(
 def trigger_operation_rotate_secret(*, user: User, operation: WebhookTriggerOperation) -> str:
     """Replaces the signing secret at once (deliveries signed with the old one answer 401 from now on); returns the
     new one in clear, to be shown once."""
+    role_require(user=user, organization_id=operation.organization_id, role=Membership.Role.ADMIN)
     secret, operation.signing_secret_ciphertext = _new_secret(
         scheme=operation.webhook_trigger_definition.signature_scheme
     )
@@ -186,8 +189,9 @@ def trigger_operation_rotate_secret(*, user: User, operation: WebhookTriggerOper
 
 
 @transaction.atomic
-def trigger_operation_delete(*, operation: WebhookTriggerOperation) -> None:
+def trigger_operation_delete(*, user: User, operation: WebhookTriggerOperation) -> None:
     """Deletes the operation and its trigger runs; the flow requests and runs they started stay."""
+    role_require(user=user, organization_id=operation.organization_id, role=Membership.Role.ADMIN)
     operation.delete()
 
 
