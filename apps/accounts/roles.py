@@ -128,6 +128,8 @@ ACTION_ROLES: dict[tuple[str, str], RoleRule] = {
     ("flows", "destroy"): MEMBER,
     ("flows", "generate"): MEMBER,
     ("flows", "execute"): MEMBER,
+    ("flows", "export"): VIEWER,
+    ("flows", "import_flow"): MEMBER,
     # The catalogue is the same for everyone.
     ("integrations", "list"): ANY_USER,
     **{("task-definitions", action): ANY_USER for action in _READ},
@@ -145,6 +147,8 @@ ACTION_ROLES: dict[tuple[str, str], RoleRule] = {
     ("flow-runs", "cancel"): MEMBER,
     ("flow-runs", "retry"): MEMBER,
     ("flow-runs", "rerun"): MEMBER,
+    ("flow-runs", "rerun_from"): MEMBER,
+    ("flow-runs", "retry_failed"): MEMBER,
     ("flow-runs", "approve"): APPROVER,
     ("flow-runs", "reject"): APPROVER,
     ("flow-results", "retrieve"): VIEWER,
@@ -154,6 +158,8 @@ ACTION_ROLES: dict[tuple[str, str], RoleRule] = {
     ("webhook-trigger-operations", "destroy"): ADMIN,
     ("webhook-trigger-operations", "rotate_secret"): ADMIN,
     **{("webhook-trigger-runs", action): rule for action, rule in _READ.items()},
+    # Any signed-in user may ask; the selector shows only the organizations where they are admin or owner.
+    ("audit-events", "list"): ANY_USER,
 }
 
 

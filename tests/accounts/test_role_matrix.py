@@ -164,6 +164,19 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/flows/execute"): Case(
         "member", lambda w, u: Call({"flow_id": w.flow.id, "flow_request_id": w.flow_request.id})
     ),
+    ("GET", "/api/v1/flows/export"): Case("viewer", lambda w, u: Call({"id": w.flow.id})),
+    ("POST", "/api/v1/flows/import"): Case(
+        "member",
+        lambda w, u: Call(
+            body={
+                "neena_flow": 1,
+                "name": "Imported",
+                "organization": _team(w, u),
+                "steps": [{"index": 0, "name": "Say", "task": {"integration": "core", "task": "Format Text"}}],
+            }
+        ),
+        outsider=422,
+    ),
     ("GET", "/api/v1/integrations/all"): Case(None, lambda w, u: Call()),
     ("GET", "/api/v1/task_definitions/all"): Case(None, lambda w, u: Call()),
     ("GET", "/api/v1/task_definitions/"): Case(None, lambda w, u: Call({"id": task_definition("Format Text").id})),
@@ -199,6 +212,10 @@ CASES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/flow_runs/cancel"): Case("member", lambda w, u: Call({"flow_run_id": w.waiting_run.id}, {})),
     ("POST", "/api/v1/flow_runs/retry"): Case("member", lambda w, u: Call({"flow_run_id": w.failed_run.id})),
     ("POST", "/api/v1/flow_runs/rerun"): Case("member", lambda w, u: Call({"flow_run_id": w.failed_run.id})),
+    ("POST", "/api/v1/flow_runs/rerun_from"): Case(
+        "member", lambda w, u: Call({"flow_run_id": w.failed_run.id, "task_operation_index": 0})
+    ),
+    ("POST", "/api/v1/flow_runs/retry_failed"): Case("member", lambda w, u: Call({"flow_id": w.flow.id})),
     ("GET", "/api/v1/flow_results/"): Case(
         "viewer",
         lambda w, u: Call(
@@ -234,6 +251,8 @@ CASES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/api/v1/webhook_trigger_runs/all"): Case(None, lambda w, u: Call()),
     ("GET", "/api/v1/webhook_trigger_runs/"): Case("viewer", lambda w, u: Call({"id": w.trigger_run.id})),
+    # Members and outsiders get an empty list (tests/audit/test_api.py).
+    ("GET", "/api/v1/audit_events/all"): Case(None, lambda w, u: Call()),
 }
 
 

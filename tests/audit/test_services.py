@@ -16,7 +16,7 @@ from apps.flows.services import flow_update
 from apps.runs.services.approval import approvals_time_out, run_approve, run_reject
 from apps.webhooks.services import operations
 from tests.accounts.test_admin import policy_form
-from tests.factories import UserFactory, trigger_definition
+from tests.factories import UserFactory, shared_organization, trigger_definition
 from tests.runs.flows import make_flow, set_policy, step, waiting_run
 from tests.webhooks.signing import ZENDESK_TICKET_CREATED
 
@@ -116,6 +116,7 @@ def test_rotating_a_webhook_secret_is_recorded_without_the_secret(owner, organiz
 
 
 def test_approvals_and_rejections_are_recorded(owner, teammate, organization):
+    Membership.objects.filter(user=teammate, organization=organization).update(role=Membership.Role.APPROVER)
     approved, rejected = waiting_run(owner), waiting_run(owner)
 
     run_approve(flow_run=approved, user=teammate, comment="ok", parameters={"recipient": "bob@example.com"})
@@ -161,7 +162,8 @@ def test_each_flow_version_is_recorded(owner, organization):
     assert second.object_id == str(flow.latest_version_id)
 
 
-def test_membership_changes_in_the_admin_are_recorded(organization, owner):
+def test_membership_changes_in_the_admin_are_recorded(owner):
+    organization = shared_organization(owner)  # a personal organization has only its owner
     manager = User.objects.create_superuser("root@example.com", "secret-password")
     joiner = UserFactory(email="joiner@example.com")
     client = Client()
