@@ -3,7 +3,7 @@ the deciding user, and forbid_self_approval sees through a webhook operation to 
 
 import pytest
 
-from apps.accounts.models import Organization
+from apps.accounts.models import Membership, Organization
 from apps.runs.models import ApprovalDecision, FlowRun
 from apps.runs.services.approval import approvals_time_out, run_approve, run_reject
 from apps.runs.services.execution import flow_execute
@@ -13,6 +13,13 @@ from tests.runs.flows import make_flow, make_request, run_steps, set_policy, ste
 from tests.webhooks.signing import ZENDESK_TICKET_CREATED
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def teammate(teammate, organization):
+    """An admin here: admins create webhook operations, and approvers (which admins are) decide."""
+    Membership.objects.filter(user=teammate, organization=organization).update(role=Membership.Role.ADMIN)
+    return teammate
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +89,7 @@ def test_deleting_the_operation_does_not_let_its_creator_approve_its_runs(owner,
     operation = _operation(teammate)
     flow_run = _webhook_run(teammate, operation)
 
-    operations.trigger_operation_delete(operation=operation)
+    operations.trigger_operation_delete(user=teammate, operation=operation)
 
     flow_run.refresh_from_db()
     assert flow_run.trigger_webhook_operation_id is None
