@@ -66,6 +66,21 @@ def _send_on_commit(steps: list[ReadyStep]) -> None:
         transaction.on_commit(lambda: send_steps(steps))
 
 
+def run_sources_check(*, flow: Flow, flow_request: FlowRequest | None = None) -> None:
+    """A deleted flow or flow request cannot run again, by a new run, a rerun or a retry of one of its runs: a 409
+    (``flow_deleted``, ``flow_request_deleted``) says which; its runs stay readable. Without ``flow_request`` (a
+    retry of a flow's failed runs, checked again run by run) only the flow is checked."""
+    if flow.deleted_at is not None:
+        raise ConflictError(
+            "The flow was deleted: its runs stay readable, but it cannot run again.", code="flow_deleted"
+        )
+    if flow_request is not None and flow_request.deleted_at is not None:
+        raise ConflictError(
+            "The flow request was deleted: its runs stay readable, but it cannot run again.",
+            code="flow_request_deleted",
+        )
+
+
 def run_references_check(
     *, organization_id: UUID, flow: Flow, flow_request: FlowRequest, operations: list[TaskOperation]
 ) -> None:
@@ -122,15 +137,7 @@ def flow_execute(
         raise InputValidationError.single(
             ["query", "flow_request_id"], "The flow request belongs to another organization than the flow.", "mismatch"
         )
-    if flow.deleted_at is not None:
-        raise ConflictError(
-            "The flow was deleted: its runs stay readable, but it cannot run again.", code="flow_deleted"
-        )
-    if flow_request.deleted_at is not None:
-        raise ConflictError(
-            "The flow request was deleted: its runs stay readable, but it cannot run again.",
-            code="flow_request_deleted",
-        )
+    run_sources_check(flow=flow, flow_request=flow_request)
     version = flow_version or flow.current_version
     if version.flow_id != flow.id:
         raise ValueError(f"Version {version.id} is not a version of flow {flow.id}.")
