@@ -54,8 +54,10 @@ def run_retry(*, flow_run: FlowRun, user: User | None, actor: str = "") -> FlowR
     ``flow_deleted``, ``flow_request_deleted``, as a rerun): a deleted one cannot run again, its runs stay readable.
     The steps' tasks and the run's request are checked again first (``run_references_check``), and an approval given
     before is not carried over: a side effect asks for a new one. The move from failed is conditional (and under the
-    run's row lock), so of two retries of one run one wins and the other answers 409 ``not_failed``. ``actor`` names
-    who retried when no user did (a command)."""
+    run's row lock), so of two retries of one run one wins and the other answers 409 ``not_failed``. The run keeps
+    its trigger but records who retried it (``retried_by_user``, ``retried_by_email``): under
+    ``forbid_self_approval`` they may not decide on what the retry parks. ``actor`` names who retried when no user
+    did (a command)."""
     locked = FlowRun.objects.select_for_update().select_related("flow", "flow_request").get(id=flow_run.id)
     if locked.status != FlowRun.Status.FAILED:
         raise ConflictError(f"Only a failed run can be retried; this one is {locked.status}.", code="not_failed")
@@ -78,6 +80,8 @@ def run_retry(*, flow_run: FlowRun, user: User | None, actor: str = "") -> FlowR
         status_reason="",
         end_time=None,
         modified_by_email=user.email if user else actor,
+        retried_by_user=user,
+        retried_by_email=user.email if user else actor,
         modified_date=now,
     ):
         raise ConflictError("Only a failed run can be retried; it was retried meanwhile.", code="not_failed")
