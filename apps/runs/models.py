@@ -143,6 +143,11 @@ class TaskRun(BaseModel):
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     attempt = models.PositiveIntegerField(default=0, help_text="Transient-error retries so far.")
+    run_retries = models.PositiveIntegerField(
+        default=0,
+        help_text="How many times a retry of the run started this step over; part of its idempotency key, so each "
+        "run retry calls with a new one.",
+    )
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="While a worker holds the step; past it, the sweeper re-queues the step."
     )

@@ -90,6 +90,7 @@ def run_retry(*, flow_run: FlowRun, user: User | None, actor: str = "") -> FlowR
         error="",
         result=None,
         attempt=0,
+        run_retries=models.F("run_retries") + 1,
         start_time=None,
         end_time=None,
         enqueued_at=None,
