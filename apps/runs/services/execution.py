@@ -30,7 +30,12 @@ from apps.integrations.execution import CredentialAccess, TaskContext, TaskError
 from apps.integrations.models import Integration, TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep, queue_for, send_steps
-from apps.runs.services.approved_steps import approved_step_problem, credential_config_digest, prepared_values
+from apps.runs.services.approved_steps import (
+    approved_step_problem,
+    credential_config_digest,
+    credential_secret_matches,
+    prepared_values,
+)
 from apps.runs.services.memory import STEP_OUTPUTS, RunMemory
 from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
 from apps.runs.services.readiness import StepOutcome, flow_run_advance, flow_run_finish, ready_after
@@ -533,6 +538,15 @@ def _credential(task_run: TaskRun, integration: Integration) -> CredentialAccess
             f"The {integration.name} credential approved for this step ({approved['owner_email']}'s) was changed "
             "since: its settings (where it connects) are not those approved, so the step is not run. Retry the run "
             "to approve it again."
+        )
+    # Approvals recorded before the secret was part of the record have no HMAC of it: they run as before.
+    if "secret_hmac" in approved and not credential_secret_matches(
+        approved=approved["secret_hmac"], auth_type=integration.auth_type, secrets=access.secrets
+    ):
+        raise TaskError(
+            f"The {integration.name} credential approved for this step ({approved['owner_email']}'s) was changed "
+            "since: its secret (the API key or password) is not the one approved, so the step is not run. Retry the "
+            "run to approve it again."
         )
     return access
 
