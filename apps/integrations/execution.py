@@ -42,8 +42,9 @@ class CredentialAccess:
 class TaskContext:
     """What an implementation may know about the step it runs.
 
-    ``idempotency_key`` is stable across re-deliveries of the same attempt: a side-effecting call passes it where the
-    service accepts one, and the core tasks use it to record each side effect at most once.
+    ``idempotency_key`` is stable across re-deliveries of the same attempt (a transient retry or a run retry gets a
+    new one): a side-effecting call passes it where the service accepts one, and the core tasks use it to record each
+    side effect at most once.
     """
 
     organization_id: UUID

@@ -16,6 +16,8 @@ class FlowRun(OwnedModel):
     ``trigger_webhook_operation`` (a webhook delivery started it; the operation's creator is who it acted as), never
     both. ``triggered_by`` keeps the readable name the API reports (the email, or ``webhook:<operation name>``), and
     is all that is left when the user or the operation is deleted (the references are then null).
+    ``retried_by_user`` (and ``retried_by_email``) is who last retried the run: a retry keeps the trigger, but what
+    it prepares again is the retrier's doing, so ``forbid_self_approval`` refuses them too.
     """
 
     class Status(models.TextChoices):
@@ -57,6 +59,21 @@ class FlowRun(OwnedModel):
         blank=True,
         related_name="+",
         help_text="The webhook operation whose delivery started the run (null once it is deleted).",
+    )
+    retried_by_user = models.ForeignKey(
+        "accounts.User",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The user who last retried the run (null if never retried, by a command, or once the user is "
+        "deleted); forbid_self_approval refuses them as decider, as it does the trigger.",
+    )
+    retried_by_email = models.CharField(
+        max_length=254,
+        blank=True,
+        default="",
+        help_text="Who last retried the run: the user's email, or the command's name; kept when the user is deleted.",
     )
     approved_by = models.CharField(max_length=254, blank=True, default="")
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -126,6 +143,11 @@ class TaskRun(BaseModel):
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     attempt = models.PositiveIntegerField(default=0, help_text="Transient-error retries so far.")
+    run_retries = models.PositiveIntegerField(
+        default=0,
+        help_text="How many times a retry of the run started this step over; part of its idempotency key, so each "
+        "run retry calls with a new one.",
+    )
     lease_expires_at = models.DateTimeField(
         null=True, blank=True, help_text="While a worker holds the step; past it, the sweeper re-queues the step."
     )

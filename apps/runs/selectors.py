@@ -36,6 +36,7 @@ TASK_RUN_ENGINE_COLUMNS = (
     "enqueued_at",
     "approved_at",
     "parameter_overrides",
+    "run_retries",
 )
 # Where the selectors below put each run's task runs: a plain list, in step order.
 TASK_RUNS_ATTRIBUTE = "task_runs_in_order"

@@ -141,7 +141,8 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
 
     @extend_schema(
         summary="Retry a failed flow run",
-        description="Re-runs the failed steps and those after them, keeping completed results; 409 unless failed.",
+        description="Re-runs the failed steps and those after them, keeping completed results; 409 not_failed unless "
+        "failed, flow_deleted or flow_request_deleted when the run's flow or request was deleted.",
         parameters=[FlowRunIdQuerySerializer],
         request=None,
         responses=FlowRunSerializer,
@@ -200,8 +201,9 @@ class FlowRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStri
         summary="Retry every failed run of a flow",
         description="Retries the flow's failed runs (with since, those that failed at or after it), oldest failure "
         "first, at most NEENA_RETRY_FAILED_LIMIT (100) per call; flow_id and since in the query or the body. Each run "
-        "is retried as flow_runs/retry does; a run no longer failed (retried meanwhile) is skipped, so two calls at "
-        "once retry each run once. Answers how many were queued.",
+        "is retried as flow_runs/retry does; a run no longer failed (retried meanwhile) or whose request was deleted "
+        "is skipped, so two calls at once retry each run once. 409 flow_deleted when the flow was deleted. Answers "
+        "how many were queued.",
         parameters=[RetryFailedQuerySerializer],
         request=RetryFailedInputSerializer,
         responses=RetryReportSerializer,

@@ -40,6 +40,9 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # --- Core -------------------------------------------------------------------------------------------------------
 
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="development-only-secret-key-change-me-in-production-0123456789")
+# Former secret keys, still accepted when checking what was signed with them (sessions, and the HMAC of a credential's
+# secret an approval recorded), so that rotating DJANGO_SECRET_KEY does not fail the steps approved but not yet run.
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 # Off by default even in development: the API answers JSON errors, never Django's debug pages.
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])

@@ -8,12 +8,20 @@ on the development key, or on a value copied from the README or docker-compose.y
 import base64
 import binascii
 import contextlib
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from apps.core.structured_logs import logging_config
 from neena.settings.base import *  # noqa: F403
-from neena.settings.base import NEENA_LOG_LEVEL, NEENA_OIDC_ISSUER, NEENA_OIDC_JWKS_URL, OAUTH2_PROVIDER, env
+from neena.settings.base import (
+    CORS_ALLOWED_ORIGINS,
+    NEENA_LOG_LEVEL,
+    NEENA_OIDC_ISSUER,
+    NEENA_OIDC_JWKS_URL,
+    OAUTH2_PROVIDER,
+    env,
+)
 
 # Words that only example and placeholder values contain (docker-compose.yml's old defaults, the Dockerfile's
 # build-time key, base.py's development key, "changeme" and friends).
@@ -90,6 +98,18 @@ OAUTH2_PROVIDER = {
 for _name, _url in (("NEENA_OIDC_ISSUER", NEENA_OIDC_ISSUER), ("NEENA_OIDC_JWKS_URL", NEENA_OIDC_JWKS_URL)):
     if _url and not _url.startswith("https://"):
         raise ImproperlyConfigured(f"{_name} must be an https:// URL in production, not {_url!r}.")
+
+# A browser origin allowed over plain http could be impersonated by anyone on the network path (their injected script
+# then reads the API's answers): only https origins, and http ones on this machine's loopback (a development frontend
+# talking to a production-like deployment) where no network lies between.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+for _origin in CORS_ALLOWED_ORIGINS:
+    if not _origin.startswith("https://") and urlsplit(_origin).hostname not in LOOPBACK_HOSTS:
+        raise ImproperlyConfigured(
+            f"NEENA_CORS_ALLOWED_ORIGINS: {_origin!r} is not an https:// origin; in production only https origins "
+            "(and http://localhost or http://127.0.0.1 ones, for development frontends) may call the API from a "
+            "browser."
+        )
 
 # The image runs collectstatic; serve only the collected files.
 SERVESTATIC_USE_FINDERS = False

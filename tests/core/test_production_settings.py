@@ -114,3 +114,24 @@ def test_an_https_oidc_issuer_with_an_audience_starts() -> None:
     result = manage("check", "--deploy", "--fail-level", "WARNING", environment=production_environment(**overrides))
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "origin", ["http://app.example.com", "http://192.168.1.20:5173", "http://localhost.evil.example"]
+)
+def test_an_http_cors_origin_stops_the_start(origin: str) -> None:
+    result = manage(
+        "check", environment=production_environment(NEENA_CORS_ALLOWED_ORIGINS=f"https://app.example.com,{origin}")
+    )
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert f"NEENA_CORS_ALLOWED_ORIGINS: {origin!r} is not an https:// origin" in result.stderr
+
+
+def test_https_and_loopback_http_cors_origins_start() -> None:
+    origins = "https://app.example.com,http://localhost:5173,http://127.0.0.1:3000,http://localhost,http://[::1]:8080"
+
+    result = manage("check", environment=production_environment(NEENA_CORS_ALLOWED_ORIGINS=origins))
+
+    assert result.returncode == 0, result.stdout + result.stderr

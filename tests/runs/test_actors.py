@@ -4,11 +4,14 @@ the deciding user, and forbid_self_approval sees through a webhook operation to 
 import pytest
 
 from apps.accounts.models import Membership, Organization
+from apps.core.exceptions import ForbiddenError
+from apps.flows.models import FlowRequest
 from apps.runs.models import ApprovalDecision, FlowRun
 from apps.runs.services.approval import approvals_time_out, run_approve, run_reject
+from apps.runs.services.control import run_retry
 from apps.runs.services.execution import flow_execute
 from apps.webhooks.services import operations
-from tests.factories import trigger_definition
+from tests.factories import UserFactory, add_member, trigger_definition
 from tests.runs.flows import make_flow, make_request, run_steps, set_policy, step, waiting_run
 from tests.webhooks.signing import ZENDESK_TICKET_CREATED
 
@@ -115,6 +118,69 @@ def test_the_trigger_user_is_matched_by_reference_not_by_email(owner, teammate, 
 
     flow_run.refresh_from_db()
     assert flow_run.approval_status == FlowRun.ApprovalStatus.APPROVED
+
+
+def _failed_before_a_side_effect(owner):
+    """A run of ``owner`` failed at its first step (the request has no ``name``), before a Send Notification step."""
+    flow = make_flow(
+        owner,
+        [
+            step(0, "Format Text", template="{{ request.metadata.name }}"),
+            step(1, "Send Notification", recipient="ann@example.com", message="{{ steps.0.result.text }}"),
+        ],
+        [(0, 1)],
+    )
+    flow_run = run_steps(flow_execute(user=owner, flow=flow, flow_request=make_request(owner)))
+    assert flow_run.status == FlowRun.Status.FAILED
+    return flow_run
+
+
+@pytest.mark.parametrize("retry", ["retry", "retry_failed"])
+def test_who_retried_a_colleagues_run_may_not_approve_what_it_parks(retry, owner, teammate, organization, make_client):
+    set_policy(organization, Organization.ApprovalPolicy.SIDE_EFFECTS, forbid_self_approval=True)
+    third = UserFactory(email="third@example.com")
+    add_member(third, organization)
+    flow_run = _failed_before_a_side_effect(owner)
+    retrier = make_client(teammate)
+    # The retrier may change what the retry prepares, by editing the request first.
+    edited = retrier.put(
+        "/api/v1/flow_requests/",
+        {"id": str(flow_run.flow_request_id), "request_instructions": "x", "request_metadata": {"name": "Bo"}},
+        format="json",
+    )
+    assert edited.status_code == 200
+    if retry == "retry":
+        assert retrier.post(f"/api/v1/flow_runs/retry?flow_run_id={flow_run.id}").status_code == 200
+    else:
+        assert retrier.post(f"/api/v1/flow_runs/retry_failed?flow_id={flow_run.flow_id}").json()["queued"] == 1
+    flow_run = run_steps(flow_run)
+    assert flow_run.status == FlowRun.Status.AWAITING_APPROVAL
+    assert (flow_run.trigger_user_id, flow_run.retried_by_user_id) == (owner.id, teammate.id)
+
+    by_retrier = retrier.put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}")
+    rejected_by_retrier = retrier.put(f"/api/v1/flow_runs/reject?flow_run_id={flow_run.id}")
+    by_trigger = make_client(owner).put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}")
+    by_third = make_client(third).put(f"/api/v1/flow_runs/approve?flow_run_id={flow_run.id}")
+
+    assert (by_retrier.status_code, by_retrier.json()["code"]) == (403, "self_approval")
+    assert "retried" in by_retrier.json()["detail"]
+    assert rejected_by_retrier.status_code == 403
+    assert by_trigger.status_code == 403
+    assert by_third.status_code == 200
+
+
+def test_the_retrier_is_still_refused_once_deleted_by_the_email_kept(owner, teammate, organization):
+    set_policy(organization, Organization.ApprovalPolicy.SIDE_EFFECTS, forbid_self_approval=True)
+    flow_run = _failed_before_a_side_effect(owner)
+    FlowRequest.objects.filter(id=flow_run.flow_request_id).update(request_metadata={"name": "Bo"})
+
+    run_steps(run_retry(flow_run=flow_run, user=teammate))
+    FlowRun.objects.filter(id=flow_run.id).update(retried_by_user=None)  # as SET_NULL leaves it
+    flow_run.refresh_from_db()
+    assert (flow_run.status, flow_run.retried_by_email) == (FlowRun.Status.AWAITING_APPROVAL, teammate.email)
+
+    with pytest.raises(ForbiddenError, match="retried"):
+        run_approve(flow_run=flow_run, user=teammate)
 
 
 def test_decisions_reference_the_deciding_user_and_keep_the_email(owner, teammate, organization):

@@ -11,9 +11,10 @@ from django.apps import apps as django_apps
 from django.utils import timezone
 
 from apps.accounts.models import Organization
-from apps.integrations.execution import TransientTaskError
+from apps.integrations.execution import TaskError, TransientTaskError
+from apps.integrations.models import Notification
 from apps.runs import migrations as runs_migrations
-from apps.runs.models import TaskRun, TaskRunAttempt
+from apps.runs.models import FlowRun, TaskRun, TaskRunAttempt
 from apps.runs.services import execution, transitions
 from apps.runs.services.approval import run_approve
 from apps.runs.services.control import CALL_INTERRUPTED, WORKER_LOST, run_retry, runs_sweep
@@ -150,6 +151,58 @@ def test_a_side_effect_found_in_progress_after_its_lease_ends_abandoned_and_a_re
         (1, Attempt.ABANDONED),
         (2, Attempt.COMPLETED),
     ]
+
+
+def test_a_run_retry_calls_with_a_new_idempotency_key_so_a_service_honouring_keys_acts_again(
+    owner, organization, monkeypatch
+):
+    """Send Notification honours the key (one notification per key), as a Stripe-like service does. Its call happens
+    but the step fails after it; retrying the run must call again, not be answered with the first call's
+    notification. Within the retried run a re-queue after a lost worker keeps the key and a transient retry takes
+    the next one, as before."""
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow = make_flow(owner, [step(0, "Send Notification", recipient="ann@example.com", message="Refund sent")], [])
+    flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
+    task_run = flow_run.task_runs.get()
+    real_call = execution.task_call
+
+    def calls_then(error):
+        def call(*args, **kwargs):
+            real_call(*args, **kwargs)
+            raise error
+
+        return call
+
+    monkeypatch.setattr(execution, "task_call", calls_then(TaskError("The service's answer could not be read.")))
+    task_run_execute(task_run_id=task_run.id)
+    flow_run.refresh_from_db()
+    assert flow_run.status == FlowRun.Status.FAILED
+
+    run_retry(flow_run=flow_run, user=owner)
+    # The retried step calls (a new notification), its worker dies (core steps are re-queued: same key, so the
+    # notification is found, not sent again), the service answers 503 (a transient retry: the next key, a new
+    # notification), then it completes.
+    monkeypatch.setattr(execution, "task_call", calls_then(_WorkerDied()))
+    with pytest.raises(_WorkerDied):
+        task_run_execute(task_run_id=task_run.id)
+    assert runs_sweep(now=_after_lease(task_run)).requeued_dead == 1
+    monkeypatch.setattr(execution, "task_call", calls_then(TransientTaskError("503 from the service")))
+    task_run_execute(task_run_id=task_run.id)
+    monkeypatch.setattr(execution, "task_call", real_call)
+    task_run_execute(task_run_id=task_run.id)
+
+    task_run.refresh_from_db()
+    assert task_run.status == TaskRun.Status.COMPLETED, task_run.error
+    retried = f"{task_run.id}:retry1"
+    assert [(number, status, key) for number, status, key, _ in _timeline(task_run)] == [
+        (1, Attempt.FAILED, f"{task_run.id}:0"),
+        (2, Attempt.ABANDONED, f"{retried}:0"),
+        (3, Attempt.RETRIED, f"{retried}:0"),
+        (4, Attempt.COMPLETED, f"{retried}:1"),
+    ]
+    assert sorted(Notification.objects.values_list("idempotency_key", flat=True)) == sorted(
+        [f"{task_run.id}:0", f"{retried}:0", f"{retried}:1"]
+    )
 
 
 def test_a_step_cancelled_at_its_claim_ends_its_attempt_cancelled(owner, organization):

@@ -421,6 +421,45 @@ def test_the_command_refuses_a_bad_flow_or_date(owner, arguments, message):
         call_command("runs", "retry", *arguments, stdout=StringIO())
 
 
+def test_a_retry_of_a_run_whose_flow_or_request_was_deleted_is_409_and_the_run_stays_readable(api, owner, organization):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow = _failing_flow(owner)
+    flow_deleted, request_deleted = _failed_runs(owner, flow, 2)
+    assert api.delete(f"/api/v1/flow_requests/?id={request_deleted.flow_request_id}").status_code == 200
+
+    retried = api.post(f"/api/v1/flow_runs/retry?flow_run_id={request_deleted.id}")
+    assert (retried.status_code, retried.json()["code"]) == (409, "flow_request_deleted")
+
+    assert api.delete(f"/api/v1/flows/?id={flow.id}").status_code == 200
+    retried = api.post(f"/api/v1/flow_runs/retry?flow_run_id={flow_deleted.id}")
+    assert (retried.status_code, retried.json()["code"]) == (409, "flow_deleted")
+
+    read = api.get(f"/api/v1/flow_runs/?id={flow_deleted.id}")
+    assert (read.status_code, read.json()["status"]) == (200, "failed")
+    assert set(FlowRun.objects.values_list("status", flat=True)) == {FlowRun.Status.FAILED}
+    assert set(TaskRun.objects.values_list("status", flat=True)) == {TaskRun.Status.FAILED}
+
+
+def test_retry_failed_of_a_deleted_flow_is_409_and_skips_runs_whose_request_was_deleted(api, owner, organization):
+    set_policy(organization, Organization.ApprovalPolicy.NEVER)
+    flow = _failing_flow(owner)
+    kept, request_deleted = _failed_runs(owner, flow, 2)
+    assert api.delete(f"/api/v1/flow_requests/?id={request_deleted.flow_request_id}").status_code == 200
+
+    report = api.post(f"/api/v1/flow_runs/retry_failed?flow_id={flow.id}")
+    assert report.json() == {"queued": 1, "skipped": 1, "more": False}
+    assert FlowRun.objects.get(id=request_deleted.id).status == FlowRun.Status.FAILED
+    assert FlowRun.objects.get(id=kept.id).status == FlowRun.Status.IN_PROGRESS
+
+    other = _failed_runs(owner, flow, 1)[0]
+    assert api.delete(f"/api/v1/flows/?id={flow.id}").status_code == 200
+    refused = api.post(f"/api/v1/flow_runs/retry_failed?flow_id={flow.id}")
+    assert (refused.status_code, refused.json()["code"]) == (409, "flow_deleted")
+    with pytest.raises(CommandError, match="The flow was deleted"):
+        call_command("runs", "retry", "--flow", str(flow.id), stdout=StringIO())
+    assert FlowRun.objects.get(id=other.id).status == FlowRun.Status.FAILED
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks across connections: PostgreSQL only")
 @pytest.mark.django_db(transaction=True)
 def test_two_retry_failed_calls_in_two_connections_retry_each_run_once(owner, organization, monkeypatch):

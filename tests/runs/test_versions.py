@@ -10,6 +10,7 @@ comment with ``public: false``, a public reply one with ``public: true``. Steps 
 from uuid import UUID
 
 import pytest
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from apps.accounts.models import Organization
 from apps.credentials.services.credentials import credential_upsert
 from apps.integrations.models import Notification, TaskDefinition
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
+from apps.runs.services import approved_steps
 from apps.runs.services.execution import task_run_execute
 from tests.factories import shared_organization, task_definition
 from tests.fakes.zendesk import AGENT_EMAIL, API_TOKEN, SUBDOMAIN, FakeZendesk
@@ -324,6 +326,98 @@ def test_the_approved_credential_pointed_elsewhere_after_approval_fails_the_step
         "The Zendesk credential approved for this step (owner@example.com's) was changed since"
     )
     assert _calls(zendesk, ticket) == []
+
+
+def test_the_approved_credentials_api_key_swapped_after_approval_fails_the_step_before_any_call(
+    api, owner, zendesk, ticket, parked
+):
+    """Replacing a credential keeps its id, and may keep its settings: the API key alone swapped after the approval
+    (here for another key the service also accepts) would run the approved side effect as another account."""
+    _, _, run = parked
+    _approve(api, run)
+    recorded = TaskRun.objects.get(id=_step(run)["id"]).approved_step["credential"]
+    assert len(recorded["secret_hmac"]) == 64 and API_TOKEN not in str(recorded)
+    credential_upsert(
+        user=owner,
+        integration_short_name="zendesk",
+        api_key="another-accounts-token",
+        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
+    )
+    zendesk.api_token = "another-accounts-token"
+    requests_before = len(zendesk.requests)
+
+    _work(run)
+
+    step = _step(_run(api, run))
+    assert step["status"] == "failed"
+    assert step["error"].startswith(
+        "The Zendesk credential approved for this step (owner@example.com's) was changed since: its secret"
+    )
+    assert len(zendesk.requests) == requests_before
+    assert _calls(zendesk, ticket) == []
+
+
+def test_the_same_api_key_saved_again_after_approval_still_runs(api, owner, zendesk, ticket, parked):
+    _, _, run = parked
+    _approve(api, run)
+    credential_upsert(
+        user=owner,
+        integration_short_name="zendesk",
+        api_key=API_TOKEN,
+        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
+    )
+
+    _work(run)
+
+    assert _run(api, run)["status"] == "completed"
+    assert _calls(zendesk, ticket) == [(False, "Refund the second charge.")]
+
+
+def test_an_approval_recorded_before_secrets_were_bound_runs_as_before(api, owner, zendesk, ticket, parked):
+    """An approval made before the record held an HMAC of the secret has none to compare: the step runs with the
+    approved credential as it is now (its settings still checked)."""
+    _, _, run = parked
+    _approve(api, run)
+    task_run = TaskRun.objects.get(id=_step(run)["id"])
+    facts = {key: value for key, value in task_run.approved_step.items() if key != "fingerprint"}
+    facts["credential"] = {key: value for key, value in facts["credential"].items() if key != "secret_hmac"}
+    TaskRun.objects.filter(id=task_run.id).update(approved_step={**facts, "fingerprint": approved_steps._digest(facts)})
+    credential_upsert(
+        user=owner,
+        integration_short_name="zendesk",
+        api_key="a-new-token",
+        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
+    )
+    zendesk.api_token = "a-new-token"
+
+    _work(run)
+
+    assert _run(api, run)["status"] == "completed", _step(_run(api, run))["error"]
+    assert _calls(zendesk, ticket) == [(False, "Refund the second charge.")]
+
+
+def test_the_secret_hmac_binds_api_key_and_basic_secrets_only_and_survives_a_secret_key_rotation():
+    secrets = {"api_key": "k-1"}
+    approved = approved_steps.credential_secret_hmac(auth_type="api_key", secrets=secrets)
+    assert approved is not None and "k-1" not in approved
+    assert approved_steps.credential_secret_matches(approved=approved, auth_type="api_key", secrets=secrets)
+    assert not approved_steps.credential_secret_matches(
+        approved=approved, auth_type="api_key", secrets={"api_key": "k-2"}
+    )
+    # OAuth2 tokens change on every refresh: they are not bound.
+    assert approved_steps.credential_secret_hmac(auth_type="oauth2", secrets={"access_token": "a"}) is None
+    assert approved_steps.credential_secret_matches(approved=None, auth_type="oauth2", secrets={"access_token": "b"})
+    # A secret that could not be decrypted at approval matches nothing.
+    unreadable = approved_steps.credential_secret_hmac(auth_type="basic", secrets=None)
+    assert not approved_steps.credential_secret_matches(
+        approved=unreadable, auth_type="basic", secrets={"password": "p"}
+    )
+    with override_settings(
+        SECRET_KEY="a-new-secret-key-0123456789abcdefghijklmnop", SECRET_KEY_FALLBACKS=[settings.SECRET_KEY]
+    ):
+        assert approved_steps.credential_secret_matches(approved=approved, auth_type="api_key", secrets=secrets)
+    with override_settings(SECRET_KEY="a-new-secret-key-0123456789abcdefghijklmnop", SECRET_KEY_FALLBACKS=[]):
+        assert not approved_steps.credential_secret_matches(approved=approved, auth_type="api_key", secrets=secrets)
 
 
 def test_the_step_runs_with_the_approved_credential_not_one_added_since(

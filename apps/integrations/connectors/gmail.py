@@ -5,8 +5,9 @@ account (``users/me``). Credential: OAuth2; ``secrets["access_token"]`` goes in 
 refreshes it before it expires.
 
 Idempotency: ``users.messages.send`` accepts no idempotency key, so a retry after a lost response may send twice.
-Each sent message carries a Message-ID derived from ``context.idempotency_key`` (``<neena.<step id>.<attempt>@...>``),
-so every attempt of one step is recognisable as such in the recipients' mailboxes and in Sent.
+Each sent message carries a Message-ID derived from ``context.idempotency_key`` (``<neena.<step id>.<attempt>@...>``,
+``<neena.<step id>.retry<n>.<attempt>@...>`` after the run's n-th retry), so every attempt of one step is
+recognisable as such in the recipients' mailboxes and in Sent.
 
 Errors: 429, 5xx and Google's rate-limit 403s (``rateLimitExceeded``, ``userRateLimitExceeded``) are retried; other
 4xx fail the step with Google's message.

@@ -61,20 +61,33 @@ def run_triggered_by_user(*, flow_run: FlowRun, user: User) -> bool:
     return flow_run.triggered_by.lower() == email
 
 
+def run_retried_by_user(*, flow_run: FlowRun, user: User) -> bool:
+    """Whether ``user`` last retried the run: its ``retried_by_user``, or, once that user is deleted, the email the
+    retry recorded. A retry keeps the run's trigger, but the steps it prepares again are the retrier's doing (they
+    may have edited the request first), so the retrier counts as a trigger for ``forbid_self_approval``."""
+    if flow_run.retried_by_user_id is not None:
+        return bool(flow_run.retried_by_user_id == user.id)
+    return bool(flow_run.retried_by_email) and flow_run.retried_by_email.lower() == user.email.lower()
+
+
 def _check_decider(flow_run: FlowRun, user: User | None) -> None:
     """A person deciding needs the approver role in the run's organization (a superuser, deciding on any tenant's
-    runs in the admin, does not), and is not the run's trigger where the organization forbids self-approval.
-    ``user`` None is the timeout sweeper."""
+    runs in the admin, does not), and, where the organization forbids self-approval, is neither the user who
+    triggered the run nor the one who last retried it (403 ``self_approval``). ``user`` None is the timeout sweeper."""
     if user is None:
         return
     if not user.is_superuser:
         role_require(user=user, organization_id=flow_run.organization_id, role=Membership.Role.APPROVER)
     organization = Organization.objects.get(id=flow_run.organization_id)
-    if organization.forbid_self_approval and run_triggered_by_user(flow_run=flow_run, user=user):
+    if not organization.forbid_self_approval:
+        return
+    if run_triggered_by_user(flow_run=flow_run, user=user):
         message = "The user who triggered a run may not decide on it."
         if flow_run.trigger_user_id is None and flow_run.triggered_by.startswith(WEBHOOK_TRIGGER_PREFIX):
             message += " A run a webhook operation started is triggered by the operation's creator."
         raise ForbiddenError(message, code="self_approval")
+    if run_retried_by_user(flow_run=flow_run, user=user):
+        raise ForbiddenError("The user who retried a run may not decide on it.", code="self_approval")
 
 
 @transaction.atomic

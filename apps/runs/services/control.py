@@ -15,7 +15,7 @@ from apps.core.exceptions import ConflictError
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import send_steps
 from apps.runs.services.approval import approvals_time_out
-from apps.runs.services.execution import flow_execute, ready_steps_send, run_references_check
+from apps.runs.services.execution import flow_execute, ready_steps_send, run_references_check, run_sources_check
 from apps.runs.services.readiness import flow_run_advance, flow_runs_stalled, task_runs_unclaimed
 from apps.runs.services.transitions import ready_step, step_abandon
 
@@ -52,15 +52,20 @@ def run_cancel(*, flow_run: FlowRun, user: User, reason: str = "") -> FlowRun:
 @transaction.atomic
 def run_retry(*, flow_run: FlowRun, user: User | None, actor: str = "") -> FlowRun:
     """Re-runs the failed steps and those after them, as the run's own flow version has them (also when the flow was
-    edited or deleted since); completed steps keep their results. The steps' tasks and the run's request are checked
-    again first (``run_references_check``), and an approval given before is not carried over: a side effect asks
-    for a new one. The move from failed is conditional (and under the run's row lock), so of two retries of one run one
-    wins and the other answers 409 ``not_failed``. ``actor`` names who retried when no user did (a command)."""
+    edited since); completed steps keep their results. A run whose flow or request was deleted is not retried (409
+    ``flow_deleted``, ``flow_request_deleted``, as a rerun): a deleted one cannot run again, its runs stay readable.
+    The steps' tasks and the run's request are checked again first (``run_references_check``), and an approval given
+    before is not carried over: a side effect asks for a new one. The move from failed is conditional (and under the
+    run's row lock), so of two retries of one run one wins and the other answers 409 ``not_failed``. The run keeps
+    its trigger but records who retried it (``retried_by_user``, ``retried_by_email``): under
+    ``forbid_self_approval`` they may not decide on what the retry parks. ``actor`` names who retried when no user
+    did (a command)."""
     if user is not None:
         role_require(user=user, organization_id=flow_run.organization_id, role=Membership.Role.MEMBER)
     locked = FlowRun.objects.select_for_update().select_related("flow", "flow_request").get(id=flow_run.id)
     if locked.status != FlowRun.Status.FAILED:
         raise ConflictError(f"Only a failed run can be retried; this one is {locked.status}.", code="not_failed")
+    run_sources_check(flow=locked.flow, flow_request=locked.flow_request)
     again = locked.task_runs.filter(status__in=[TaskRun.Status.FAILED, TaskRun.Status.SKIPPED])
     run_references_check(
         organization_id=locked.organization_id,
@@ -79,6 +84,8 @@ def run_retry(*, flow_run: FlowRun, user: User | None, actor: str = "") -> FlowR
         status_reason="",
         end_time=None,
         modified_by_email=user.email if user else actor,
+        retried_by_user=user,
+        retried_by_email=user.email if user else actor,
         modified_date=now,
     ):
         raise ConflictError("Only a failed run can be retried; it was retried meanwhile.", code="not_failed")
@@ -87,6 +94,7 @@ def run_retry(*, flow_run: FlowRun, user: User | None, actor: str = "") -> FlowR
         error="",
         result=None,
         attempt=0,
+        run_retries=models.F("run_retries") + 1,
         start_time=None,
         end_time=None,
         enqueued_at=None,

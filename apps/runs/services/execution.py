@@ -31,7 +31,12 @@ from apps.integrations.execution import CredentialAccess, TaskContext, TaskError
 from apps.integrations.models import Integration, TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep, queue_for, send_steps
-from apps.runs.services.approved_steps import approved_step_problem, credential_config_digest, prepared_values
+from apps.runs.services.approved_steps import (
+    approved_step_problem,
+    credential_config_digest,
+    credential_secret_matches,
+    prepared_values,
+)
 from apps.runs.services.memory import STEP_OUTPUTS, RunMemory
 from apps.runs.services.preparation import PreparationError, StepInputs, step_prepare_configured
 from apps.runs.services.readiness import StepOutcome, flow_run_advance, flow_run_finish, ready_after
@@ -65,6 +70,21 @@ def _send_on_commit(steps: list[ReadyStep]) -> None:
     is not there yet."""
     if steps:
         transaction.on_commit(lambda: send_steps(steps))
+
+
+def run_sources_check(*, flow: Flow, flow_request: FlowRequest | None = None) -> None:
+    """A deleted flow or flow request cannot run again, by a new run, a rerun or a retry of one of its runs: a 409
+    (``flow_deleted``, ``flow_request_deleted``) says which; its runs stay readable. Without ``flow_request`` (a
+    retry of a flow's failed runs, checked again run by run) only the flow is checked."""
+    if flow.deleted_at is not None:
+        raise ConflictError(
+            "The flow was deleted: its runs stay readable, but it cannot run again.", code="flow_deleted"
+        )
+    if flow_request is not None and flow_request.deleted_at is not None:
+        raise ConflictError(
+            "The flow request was deleted: its runs stay readable, but it cannot run again.",
+            code="flow_request_deleted",
+        )
 
 
 def run_references_check(
@@ -126,15 +146,7 @@ def flow_execute(
         raise InputValidationError.single(
             ["query", "flow_request_id"], "The flow request belongs to another organization than the flow.", "mismatch"
         )
-    if flow.deleted_at is not None:
-        raise ConflictError(
-            "The flow was deleted: its runs stay readable, but it cannot run again.", code="flow_deleted"
-        )
-    if flow_request.deleted_at is not None:
-        raise ConflictError(
-            "The flow request was deleted: its runs stay readable, but it cannot run again.",
-            code="flow_request_deleted",
-        )
+    run_sources_check(flow=flow, flow_request=flow_request)
     version = flow_version or flow.current_version
     if version.flow_id != flow.id:
         raise ValueError(f"Version {version.id} is not a version of flow {flow.id}.")
@@ -530,6 +542,15 @@ def _credential(task_run: TaskRun, integration: Integration) -> CredentialAccess
             f"The {integration.name} credential approved for this step ({approved['owner_email']}'s) was changed "
             "since: its settings (where it connects) are not those approved, so the step is not run. Retry the run "
             "to approve it again."
+        )
+    # Approvals recorded before the secret was part of the record have no HMAC of it: they run as before.
+    if "secret_hmac" in approved and not credential_secret_matches(
+        approved=approved["secret_hmac"], auth_type=integration.auth_type, secrets=access.secrets
+    ):
+        raise TaskError(
+            f"The {integration.name} credential approved for this step ({approved['owner_email']}'s) was changed "
+            "since: its secret (the API key or password) is not the one approved, so the step is not run. Retry the "
+            "run to approve it again."
         )
     return access
 

@@ -27,7 +27,7 @@ from apps.flows.models import Dependency, Flow
 from apps.integrations.models import TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.services.control import run_retry
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.execution import flow_execute, run_sources_check
 from apps.runs.services.preparation import OverrideError, parameters_override
 
 
@@ -132,8 +132,10 @@ def flow_runs_retry_failed(
 
     Each is retried by ``run_retry`` in its own transaction (no lock is held from one run to the next); a run no
     longer failed when its turn comes (another caller retried it) is skipped, not retried twice. ``progress`` is
-    called with (done, total) after each run.
+    called with (done, total) after each run. A deleted flow's runs are not retried (409 ``flow_deleted``); a run
+    whose request was deleted is skipped, as ``run_retry`` refuses it.
     """
+    run_sources_check(flow=flow)
     failed = FlowRun.objects.filter(organization_id=flow.organization_id, flow=flow, status=FlowRun.Status.FAILED)
     if since is not None:
         failed = failed.filter(end_time__gte=since)

@@ -36,8 +36,14 @@ ATTEMPT_END = {
 
 
 def idempotency_key_of(task_run: TaskRun) -> str:
-    """The key an attempt's side-effecting calls carry: the step and its transient retries so far. A re-queue after a
-    lost worker keeps it, so a service honouring it finds the call made before the worker died."""
+    """The key an attempt's side-effecting calls carry: the step, the run retries that started it over, and its
+    transient retries so far. A re-queue after a lost worker keeps it, so a service honouring it finds the call made
+    before the worker died; a transient retry (``attempt``) and a run retry (``run_retries``, which a retry's reset
+    of ``attempt`` to 0 must not undo) change it, so a service honouring keys is really called again rather than
+    answering with the cached result of the first attempt. Before any run retry the key is ``<step>:<attempt>``,
+    as it always was, so steps in flight when this came in keep theirs."""
+    if task_run.run_retries:
+        return f"{task_run.id}:retry{task_run.run_retries}:{task_run.attempt}"
     return f"{task_run.id}:{task_run.attempt}"
 
 

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from apps.core.exceptions import ConflictError
 from apps.flows.models import Flow
 from apps.runs.services.replays import flow_runs_retry_failed
 
@@ -45,7 +46,10 @@ class Command(BaseCommand):
         except (ValueError, Flow.DoesNotExist):
             raise CommandError(f"--flow: no flow has the id '{options['flow']}'.") from None
         since = since_parsed(options["since"]) if options["since"] else None
-        report = flow_runs_retry_failed(flow=flow, user=None, since=since, actor=ACTOR, progress=self._progress)
+        try:
+            report = flow_runs_retry_failed(flow=flow, user=None, since=since, actor=ACTOR, progress=self._progress)
+        except ConflictError as error:
+            raise CommandError(error.message) from None
         self.stdout.write(f"Queued {report.queued} failed runs again; skipped {report.skipped}.")
         if report.more:
             self.stdout.write("More failed runs than NEENA_RETRY_FAILED_LIMIT were found: run the command again.")
