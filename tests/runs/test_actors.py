@@ -139,7 +139,7 @@ def _failed_before_a_side_effect(owner):
 def test_who_retried_a_colleagues_run_may_not_approve_what_it_parks(retry, owner, teammate, organization, make_client):
     set_policy(organization, Organization.ApprovalPolicy.SIDE_EFFECTS, forbid_self_approval=True)
     third = UserFactory(email="third@example.com")
-    add_member(third, organization)
+    add_member(third, organization, Membership.Role.APPROVER)
     flow_run = _failed_before_a_side_effect(owner)
     retrier = make_client(teammate)
     # The retrier may change what the retry prepares, by editing the request first.
