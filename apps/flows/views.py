@@ -247,7 +247,8 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
 
     @extend_schema(
         summary="Import a flow from a portable document",
-        description="Saves the document as a new flow (in `organization`, default your personal one), or with "
+        description="Saves the document as a new flow (in `organization`, else X-Neena-Organization's, else your "
+        "personal one), or with "
         "?flow_id= as the next version of that flow (a document equal to its latest version makes none). Every task "
         "is looked up by integration short_name and task name among the live task definitions; the 422 lists each "
         "one not found at its step. Then the same validation as creating a flow.",
@@ -262,10 +263,13 @@ class FlowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, QueryStringV
         flow = None if flow_id is None else self.get_object_by_id(flow_id)
         serializer = FlowImportInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        organization = serializer.validated_data["organization"]
+        # A new flow goes where any create goes (the body's organization, else X-Neena-Organization's); a new version
+        # stays in its flow's organization, which a body naming another refuses.
         flow = flow_import(
             user=self.user,
             document=serializer.to_document(),
-            organization=serializer.validated_data["organization"],
+            organization=self.target_organization(organization) if flow is None else organization,
             flow=flow,
         )
         return self._render(flow)

@@ -222,6 +222,38 @@ def test_import_goes_to_the_organization_named(api, owner):
     assert response.json()["organization"] == str(team.id)
 
 
+def test_import_goes_to_the_header_organization_as_any_create(api, owner):
+    # It went to the personal organization, ignoring X-Neena-Organization, while POST /flows/ honoured it.
+    team = shared_organization(owner)
+
+    response = api.post("/api/v1/flows/import", _document(), format="json", HTTP_X_NEENA_ORGANIZATION=str(team.id))
+
+    assert response.status_code == 200
+    assert response.json()["organization"] == str(team.id)
+
+
+def test_import_into_the_header_organization_needs_its_member_role(api, owner):
+    team = shared_organization(owner, role="viewer")
+
+    response = api.post("/api/v1/flows/import", _document(), format="json", HTTP_X_NEENA_ORGANIZATION=str(team.id))
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "role_required"
+    assert not Flow.objects.filter(organization=team).exists()
+
+
+def test_import_as_a_version_keeps_its_flow_whatever_the_header_says(api, owner, organization):
+    flow = chain_flow(organization)
+    team = shared_organization(owner)
+
+    response = api.post(
+        f"/api/v1/flows/import?flow_id={flow.id}", _document(), format="json", HTTP_X_NEENA_ORGANIZATION=str(team.id)
+    )
+
+    assert response.status_code == 200
+    assert response.json()["organization"] == str(organization.id)
+
+
 def test_import_of_unknown_tasks_is_one_422_naming_each(api):
     document = _document()
     document["steps"][0]["task"] = {"integration": "core", "task": "Format Txt"}
