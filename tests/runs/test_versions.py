@@ -48,14 +48,20 @@ def ticket(zendesk):
     return zendesk.add_ticket(subject="Charged twice", description="Charged twice in March.")
 
 
+def _zendesk_credential(user, *, api_key=API_TOKEN, subdomain=SUBDOMAIN, **fields):
+    """Saves ``user``'s Zendesk credential (the fake's token and subdomain unless told otherwise)."""
+    return credential_upsert(
+        user=user,
+        integration_short_name="zendesk",
+        api_key=api_key,
+        config={"email": AGENT_EMAIL, "subdomain": subdomain},
+        **fields,
+    )
+
+
 @pytest.fixture
 def credential(owner):
-    return credential_upsert(
-        user=owner,
-        integration_short_name="zendesk",
-        api_key=API_TOKEN,
-        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
-    )
+    return _zendesk_credential(owner)
 
 
 def _calls(zendesk, ticket):
@@ -311,12 +317,7 @@ def test_the_approved_credential_pointed_elsewhere_after_approval_fails_the_step
     after the approval would send the approved side effect to another account, so the step fails instead."""
     _, _, run = parked
     _approve(api, run)
-    credential_upsert(
-        user=owner,
-        integration_short_name="zendesk",
-        api_key=API_TOKEN,
-        config={"email": AGENT_EMAIL, "subdomain": "elsewhere"},
-    )
+    _zendesk_credential(owner, subdomain="elsewhere")
 
     _work(run)
 
@@ -337,12 +338,7 @@ def test_the_approved_credentials_api_key_swapped_after_approval_fails_the_step_
     _approve(api, run)
     recorded = TaskRun.objects.get(id=_step(run)["id"]).approved_step["credential"]
     assert len(recorded["secret_hmac"]) == 64 and API_TOKEN not in str(recorded)
-    credential_upsert(
-        user=owner,
-        integration_short_name="zendesk",
-        api_key="another-accounts-token",
-        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
-    )
+    _zendesk_credential(owner, api_key="another-accounts-token")
     zendesk.api_token = "another-accounts-token"
     requests_before = len(zendesk.requests)
 
@@ -360,12 +356,7 @@ def test_the_approved_credentials_api_key_swapped_after_approval_fails_the_step_
 def test_the_same_api_key_saved_again_after_approval_still_runs(api, owner, zendesk, ticket, parked):
     _, _, run = parked
     _approve(api, run)
-    credential_upsert(
-        user=owner,
-        integration_short_name="zendesk",
-        api_key=API_TOKEN,
-        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
-    )
+    _zendesk_credential(owner)
 
     _work(run)
 
@@ -382,12 +373,7 @@ def test_an_approval_recorded_before_secrets_were_bound_runs_as_before(api, owne
     facts = {key: value for key, value in task_run.approved_step.items() if key != "fingerprint"}
     facts["credential"] = {key: value for key, value in facts["credential"].items() if key != "secret_hmac"}
     TaskRun.objects.filter(id=task_run.id).update(approved_step={**facts, "fingerprint": approved_steps._digest(facts)})
-    credential_upsert(
-        user=owner,
-        integration_short_name="zendesk",
-        api_key="a-new-token",
-        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
-    )
+    _zendesk_credential(owner, api_key="a-new-token")
     zendesk.api_token = "a-new-token"
 
     _work(run)
@@ -424,24 +410,13 @@ def test_the_step_runs_with_the_approved_credential_not_one_added_since(
     api, owner, organization, teammate, zendesk, ticket
 ):
     """The run's trigger user's own credential comes first; one they add after the approval is not the one approved."""
-    credential_upsert(
-        user=teammate,
-        integration_short_name="zendesk",
-        api_key=API_TOKEN,
-        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
-        organization=organization.id,
-    )
+    _zendesk_credential(teammate, organization=organization.id)
     flow = api.post("/api/v1/flows/", _flow_body(NOTE, ticket), format="json").json()
     request = api.post("/api/v1/flow_requests/", {"request_instructions": "x"}, format="json").json()
     run = _execute(api, flow, request)
     _work(run)
     _approve(api, run)
-    credential_upsert(
-        user=owner,
-        integration_short_name="zendesk",
-        api_key="a-token-zendesk-refuses",
-        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
-    )
+    _zendesk_credential(owner, api_key="a-token-zendesk-refuses")
 
     _work(run)
 
@@ -456,12 +431,7 @@ def test_a_step_approved_without_a_credential_does_not_run_with_one_added_since(
     run = _execute(api, flow, request)
     _work(run)
     _approve(api, run)
-    credential_upsert(
-        user=owner,
-        integration_short_name="zendesk",
-        api_key=API_TOKEN,
-        config={"email": AGENT_EMAIL, "subdomain": SUBDOMAIN},
-    )
+    _zendesk_credential(owner)
 
     _work(run)
 
