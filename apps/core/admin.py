@@ -13,6 +13,7 @@ Organization scoping (what a staff user may see) lives with the organizations, i
 depends on no app.
 """
 
+import abc
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,6 +25,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.utils import flatten_fieldsets
 from django.core.exceptions import ValidationError
 from django.db.models import Model, QuerySet
+from django.forms.models import ModelFormMetaclass
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from rest_framework import serializers
 
@@ -120,7 +122,11 @@ class SecretTextarea(forms.Textarea):
         return None
 
 
-class ServiceForm(forms.ModelForm):
+class _ServiceFormMeta(ModelFormMetaclass, abc.ABCMeta):
+    """Django's form metaclass with ABCMeta's: a ``ServiceForm`` missing one of the hooks cannot be instantiated."""
+
+
+class ServiceForm(forms.ModelForm, metaclass=_ServiceFormMeta):
     """An admin form whose rules are the API's. ``clean()`` calls ``check()``, which parses the form's values with
     the API's input serializer and runs the service's validator; their ``InputValidationError`` becomes errors on the
     fields they name (``["body", <field>, ...]``), or on the form. ``save_through_service()`` then makes the write.
@@ -139,13 +145,13 @@ class ServiceForm(forms.ModelForm):
                 self.add_service_errors(error.items)
         return cleaned
 
+    @abc.abstractmethod
     def check(self, cleaned: dict[str, Any]) -> None:
         """Parses and validates as the API would; raises InputValidationError. Each form says how."""
-        raise NotImplementedError(f"{type(self).__name__} must say how the service checks it")
 
+    @abc.abstractmethod
     def save_through_service(self, *, instance: Model | None) -> Model:
         """Calls the service (``instance`` is the object changed, None when adding) and returns what it saved."""
-        raise NotImplementedError(f"{type(self).__name__} must say which service saves it")
 
     def parsed(self, serializer_class: type[SerializerT], data: dict[str, Any]) -> SerializerT:
         """``data`` through the API's input serializer: the valid serializer, or its errors as the API's 422 items."""
