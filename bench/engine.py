@@ -172,7 +172,7 @@ class EngineBench:
         """Executes ``flow`` ``count`` times at once; seconds from the first submission until the last run ended."""
         from apps.flows.services import flow_request_create
         from apps.runs.models import FlowRun
-        from apps.runs.services.execution import flow_execute
+        from apps.runs.services.run_creation import flow_execute
 
         requests = [
             flow_request_create(user=self.owner, request_instructions="Benchmark.", request_metadata=None)

@@ -379,7 +379,7 @@ def test_the_idempotency_key_works_on_the_original_call(
     api, organization, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: sent.append(list(steps)))
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: sent.append(list(steps)))
     flow = chain_flow(organization)
     _linked_request(flow)
     key = "6c1f0b1e-6d2a-4a37-9b0e-0f1f3c2b7e11"

@@ -20,7 +20,7 @@ from apps.accounts.models import Organization, User
 from apps.accounts.services import api_key_create
 from apps.integrations.connectors.base import SignatureScheme
 from apps.integrations.models import Integration, WebhookTriggerDefinition
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from tests.factories import (
     FlowRequestFactory,
     FlowResultFactory,

@@ -44,7 +44,7 @@ from apps.flows.versions import content_of, version_diff
 from apps.idempotency.decorators import idempotent
 from apps.runs.selectors import flow_run_list_with_task_runs_for_user
 from apps.runs.serializers import ExecuteQuerySerializer, FlowRunSerializer
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 
 
 @extend_schema_view(

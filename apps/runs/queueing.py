@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.conf import settings
+from django.db import transaction
 from kombu.exceptions import OperationalError
 
 from neena.celery import app
@@ -73,3 +74,10 @@ def _send(job: list[ReadyStep], countdown: float | None) -> None:
         soft_time_limit=time_limit,
         time_limit=time_limit + 15,
     )
+
+
+def ready_steps_send(steps: list[ReadyStep]) -> None:
+    """Sends readied steps to the broker only once the current transaction has committed: a worker never looks for a
+    row that is not there yet."""
+    if steps:
+        transaction.on_commit(lambda: send_steps(steps))

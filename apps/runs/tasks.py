@@ -7,7 +7,7 @@ from django.conf import settings
 
 from apps.core.tasks import NeenaTask
 from apps.runs.services.control import runs_sweep
-from apps.runs.services.execution import task_runs_execute
+from apps.runs.services.step_execution import task_runs_execute
 
 
 @shared_task(base=NeenaTask, bind=True, name="runs.execute_task_run", acks_late=True, reject_on_worker_lost=True)

@@ -45,8 +45,8 @@ from apps.runs.serializers import (
 )
 from apps.runs.services.approval import run_approve, run_reject
 from apps.runs.services.control import run_cancel, run_rerun, run_retry
-from apps.runs.services.execution import flow_execute
 from apps.runs.services.replays import flow_runs_retry_failed, run_rerun_from
+from apps.runs.services.run_creation import flow_execute
 
 
 @extend_schema_view(

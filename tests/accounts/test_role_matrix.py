@@ -26,7 +26,7 @@ from apps.credentials.services.oauth2 import oauth2_authorize_url
 from apps.flows.models import Flow, FlowRequest
 from apps.flows.services import DependencyDraft, flow_create, flow_request_create
 from apps.runs.models import FlowResult, FlowRun, TaskRun
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from neena.urls import router
 from tests.factories import (

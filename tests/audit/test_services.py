@@ -27,7 +27,7 @@ SECRET = "trello-key-that-must-never-be-logged"
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
 
 
 def events(action):

@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import Organization
 from apps.runs.models import FlowRun
-from apps.runs.services.execution import flow_execute, task_runs_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_runs_execute
 from tests.runs.flows import make_flow, make_request, set_policy, step
 from tests.webhooks.signing import create_operation, deliver, zendesk_ticket_created
 from tests.workers import ROOT, CeleryWorker, wait_for
@@ -110,7 +111,8 @@ def test_requests_are_timed_by_url_pattern_name_and_status_never_by_path(api):
 def in_process(owner, organization, monkeypatch):
     """Steps run in this process (as ``tests/runs/test_engine_query_counts.py`` runs them), the broker left out."""
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps, **options: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps, **options: None)
+    monkeypatch.setattr("apps.runs.services.step_execution.send_steps", lambda steps, **options: None)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,7 +13,8 @@ from apps.credentials.services.credentials import credential_upsert
 from apps.integrations.execution import TaskError
 from apps.integrations.models import Integration
 from apps.runs.models import TaskRun
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 pytestmark = pytest.mark.django_db
@@ -81,7 +82,7 @@ def test_an_expired_token_without_refresh_fails_and_breaks_the_credential(owner,
 
 
 def test_a_step_without_a_usable_credential_fails_before_calling(owner, organization, monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     called = []
     monkeypatch.setattr(
         "apps.integrations.execution.task_implementation",

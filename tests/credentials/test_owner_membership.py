@@ -7,7 +7,7 @@ from django.test import override_settings
 from apps.accounts.models import Membership, Organization, User
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.services.approval import run_approve
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from tests.fakes.slack import BOT_TOKEN, FakeSlack
 from tests.integrations.connectors.steps import oauth2_credential_store, run_one_step
 from tests.runs.flows import make_flow, make_request, run_steps, set_policy, step
@@ -28,7 +28,7 @@ def slack():
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
 
 
 def _teammates_slack_credential(teammate: User, organization: Organization) -> None:

@@ -17,7 +17,7 @@ from django.test import override_settings
 from apps.accounts.models import Organization
 from apps.flows.models import FlowRequest
 from apps.runs.models import FlowRun
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from neena.embedded_redis import EmbeddedRedis
 from tests.drills.harness import (
     ONE_STEP_PER_JOB,

@@ -25,7 +25,7 @@ from django.db import connection
 from apps.accounts.models import Organization
 from apps.accounts.services import api_key_create
 from apps.flows.models import FlowRequest
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from tests.drills.harness import (
     ONE_STEP_PER_JOB,
     SupervisedWorker,

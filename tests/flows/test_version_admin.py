@@ -13,7 +13,7 @@ from django.utils.html import escape
 
 from apps.flows.models import Flow, FlowVersion
 from apps.flows.services import DependencyDraft, flow_delete, flow_update
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from tests.factories import staff_user
 from tests.runs.flows import make_flow, make_request, step
 

@@ -10,7 +10,8 @@ from apps.accounts.models import Organization, User
 from apps.flows.models import Flow, FlowRequest
 from apps.idempotency.models import IdempotencyKey
 from apps.runs.models import ApprovalDecision, FlowRun
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.factories import add_member, shared_organization, task_definition
 from tests.runs.flows import make_flow, make_request, step
 
@@ -23,7 +24,7 @@ KEY = "8e03978e-40d5-43e8-bc93-6894a57f9324"
 def queued(monkeypatch):
     """The step jobs execute sends, once its transaction commits (recorded, not sent)."""
     sent = []
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: sent.append(list(steps)))
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: sent.append(list(steps)))
     return sent
 
 

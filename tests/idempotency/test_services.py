@@ -25,7 +25,7 @@ from apps.idempotency.services import (
 )
 from apps.idempotency.tasks import sweep_idempotency_keys
 from apps.runs.models import FlowRun
-from apps.runs.services import execution
+from apps.runs.services import run_creation
 from tests.runs.flows import make_flow, make_request, step
 
 
@@ -163,12 +163,12 @@ def test_of_two_concurrent_claims_exactly_one_wins(owner, organization, attempt)
 def test_two_executes_at_once_with_one_key_run_once(owner, monkeypatch):
     """The second request arrives while the first is creating its run: it is answered 409 (PostgreSQL), or waits for
     SQLite's write lock and gets the replay; either way one run exists."""
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     flow = make_flow(owner, [step(0, "Format Text", template="x")], [])
     flow_request = make_request(owner)
     path = f"/api/v1/flows/execute?flow_id={flow.id}&flow_request_id={flow_request.id}"
     running = threading.Event()
-    real_execute = execution.flow_execute
+    real_execute = run_creation.flow_execute
 
     def slow_execute(**kwargs):
         running.set()

@@ -239,7 +239,7 @@ def test_a_name_that_does_not_resolve_is_a_connection_error(monkeypatch, errno):
 @pytest.mark.usefixtures("_no_connections")
 @override_settings(NEENA_ZENDESK_BASE_URL="", NEENA_HTTP_ALLOWLIST=[])
 def test_a_zendesk_subdomain_resolving_to_loopback_fails_the_step(owner, organization, monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     _resolving(monkeypatch, {"acme.zendesk.com": ["127.0.0.1"]})
     credential_upsert(
         user=owner,

@@ -6,7 +6,8 @@ from apps.accounts.models import Organization, User
 from apps.flows.models import Flow, FlowRequest
 from apps.flows.services import DependencyDraft, TaskOperationDraft, flow_create, flow_request_create
 from apps.runs.models import FlowRun, TaskRun
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.factories import task_definition
 
 

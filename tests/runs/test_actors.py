@@ -9,7 +9,7 @@ from apps.flows.models import FlowRequest
 from apps.runs.models import ApprovalDecision, FlowRun
 from apps.runs.services.approval import approvals_time_out, run_approve, run_reject
 from apps.runs.services.control import run_retry
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from apps.webhooks.services import operations
 from tests.factories import UserFactory, add_member, trigger_definition
 from tests.runs.flows import make_flow, make_request, run_steps, set_policy, step, waiting_run
@@ -27,7 +27,7 @@ def teammate(teammate, organization):
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
 
 
 def _operation(creator):

@@ -17,7 +17,7 @@ from apps.accounts.models import Membership, Organization
 from apps.integrations.models import Notification
 from apps.runs.drawing import DagNode, dag_svg, topological_layers
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from tests.factories import FlowRunFactory, chain_flow
 from tests.factories import staff_user as staff
 from tests.runs.flows import make_flow, make_request, run_steps, step, waiting_run

@@ -22,7 +22,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from apps.accounts.models import Membership, Organization, User
 from apps.integrations.models import Notification
 from apps.runs.models import FlowRun
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from tests.factories import add_member
 from tests.runs.flows import make_flow, make_request, step
 from tests.workers import wait_for

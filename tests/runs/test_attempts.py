@@ -15,10 +15,11 @@ from apps.integrations.execution import TaskError, TransientTaskError
 from apps.integrations.models import Notification
 from apps.runs import migrations as runs_migrations
 from apps.runs.models import FlowRun, TaskRun, TaskRunAttempt
-from apps.runs.services import execution, transitions
+from apps.runs.services import step_execution, transitions
 from apps.runs.services.approval import run_approve
 from apps.runs.services.control import CALL_INTERRUPTED, WORKER_LOST, run_retry, runs_sweep
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.runs.flows import make_flow, make_request, run_steps, set_policy, step, waiting_run
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +29,7 @@ Attempt = TaskRunAttempt.Status
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps, **options: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps, **options: None)
     monkeypatch.setattr("apps.runs.services.control.send_steps", lambda steps, **options: None)
 
 
@@ -103,7 +104,7 @@ def test_a_step_whose_worker_died_is_abandoned_and_requeued_with_the_same_key(ow
     def dies(*args, **kwargs):
         raise _WorkerDied
 
-    monkeypatch.setattr(execution, "task_call", dies)
+    monkeypatch.setattr(step_execution, "task_call", dies)
     with pytest.raises(_WorkerDied):
         task_run_execute(task_run_id=task_run.id)
     monkeypatch.undo()
@@ -131,7 +132,7 @@ def test_a_side_effect_found_in_progress_after_its_lease_ends_abandoned_and_a_re
     def dies(*args, **kwargs):
         raise _WorkerDied
 
-    monkeypatch.setattr(execution, "task_call", dies)
+    monkeypatch.setattr(step_execution, "task_call", dies)
     with pytest.raises(_WorkerDied):
         task_run_execute(task_run_id=task_run.id)
     task_run.refresh_from_db()
@@ -144,7 +145,7 @@ def test_a_side_effect_found_in_progress_after_its_lease_ends_abandoned_and_a_re
 
     flow_run.refresh_from_db()
     run_retry(flow_run=flow_run, user=owner)
-    monkeypatch.setattr(execution, "task_call", lambda *args, **kwargs: {"status_code": 200})
+    monkeypatch.setattr(step_execution, "task_call", lambda *args, **kwargs: {"status_code": 200})
     task_run_execute(task_run_id=task_run.id)
 
     assert [(number, status) for number, status, _, _ in _timeline(task_run)] == [
@@ -164,7 +165,7 @@ def test_a_run_retry_calls_with_a_new_idempotency_key_so_a_service_honouring_key
     flow = make_flow(owner, [step(0, "Send Notification", recipient="ann@example.com", message="Refund sent")], [])
     flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
     task_run = flow_run.task_runs.get()
-    real_call = execution.task_call
+    real_call = step_execution.task_call
 
     def calls_then(error):
         def call(*args, **kwargs):
@@ -173,7 +174,7 @@ def test_a_run_retry_calls_with_a_new_idempotency_key_so_a_service_honouring_key
 
         return call
 
-    monkeypatch.setattr(execution, "task_call", calls_then(TaskError("The service's answer could not be read.")))
+    monkeypatch.setattr(step_execution, "task_call", calls_then(TaskError("The service's answer could not be read.")))
     task_run_execute(task_run_id=task_run.id)
     flow_run.refresh_from_db()
     assert flow_run.status == FlowRun.Status.FAILED
@@ -182,13 +183,13 @@ def test_a_run_retry_calls_with_a_new_idempotency_key_so_a_service_honouring_key
     # The retried step calls (a new notification), its worker dies (core steps are re-queued: same key, so the
     # notification is found, not sent again), the service answers 503 (a transient retry: the next key, a new
     # notification), then it completes.
-    monkeypatch.setattr(execution, "task_call", calls_then(_WorkerDied()))
+    monkeypatch.setattr(step_execution, "task_call", calls_then(_WorkerDied()))
     with pytest.raises(_WorkerDied):
         task_run_execute(task_run_id=task_run.id)
     assert runs_sweep(now=_after_lease(task_run)).requeued_dead == 1
-    monkeypatch.setattr(execution, "task_call", calls_then(TransientTaskError("503 from the service")))
+    monkeypatch.setattr(step_execution, "task_call", calls_then(TransientTaskError("503 from the service")))
     task_run_execute(task_run_id=task_run.id)
-    monkeypatch.setattr(execution, "task_call", real_call)
+    monkeypatch.setattr(step_execution, "task_call", real_call)
     task_run_execute(task_run_id=task_run.id)
 
     task_run.refresh_from_db()

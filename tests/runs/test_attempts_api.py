@@ -13,7 +13,8 @@ from apps.accounts.models import Organization
 from apps.integrations.execution import TransientTaskError
 from apps.runs.models import FlowRun, TaskRun, TaskRunAttempt
 from apps.runs.rendering import rendered_runs_forget
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.factories import FlowRunFactory
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
@@ -45,7 +46,7 @@ def _attempts(task_run, count):
 
 def test_a_run_shows_each_retry_of_a_step_as_an_attempt(api, owner, organization, monkeypatch):
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps, **options: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps, **options: None)
     flow_run = flow_execute(
         user=owner, flow=make_flow(owner, [step(0, "Format Text", template="x")], []), flow_request=make_request(owner)
     )

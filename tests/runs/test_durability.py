@@ -18,7 +18,8 @@ from apps.integrations.models import Notification
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
 from apps.runs.services.approval import run_approve, run_reject
 from apps.runs.services.control import runs_sweep
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.runs.flows import make_flow, make_request, set_policy, step
 from tests.workers import CeleryWorker, wait_for
 
@@ -85,7 +86,7 @@ def test_killed_worker_the_run_resumes_and_no_side_effect_repeats(owner, organiz
 def test_lost_message_is_sent_again_by_the_sweeper(owner, organization, monkeypatch):
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
     flow = make_flow(owner, [step(0, "Format Text", template="a"), step(1, "Format Text", template="b")], [(0, 1)])
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)  # the message is lost
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)  # the message is lost
 
     flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
 
@@ -109,13 +110,13 @@ def test_a_worker_dying_between_a_step_end_and_the_next_steps_is_caught_by_the_s
     steps = [step(index, "Format Text", template=f"line {index}") for index in range(3)]
     edges = [(0, 1), (1, 2)] if shape == "chain" else [(0, 2), (1, 2)]
     flow = make_flow(owner, steps, edges)
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
     step_of = {task_run.task_operation_index: task_run.id for task_run in TaskRun.objects.filter(flow_run=flow_run)}
     if shape == "join":
         task_run_execute(task_run_id=step_of[1])
     # Step 0's end is committed; the worker dies before readying what comes next.
-    monkeypatch.setattr("apps.runs.services.execution.ready_after", _die)
+    monkeypatch.setattr("apps.runs.services.step_ends.ready_after", _die)
     with pytest.raises(_WorkerDied):
         task_run_execute(task_run_id=step_of[0])
     monkeypatch.undo()
@@ -145,7 +146,7 @@ def _parked_run(owner):
 
 @pytest.mark.parametrize("attempt", range(3))
 def test_concurrent_approve_and_reject_exactly_one_wins(owner, teammate, monkeypatch, attempt):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     Membership.objects.filter(user=teammate).update(role=Membership.Role.APPROVER)
     flow_run = _parked_run(owner)
     barrier = threading.Barrier(2)

@@ -17,8 +17,9 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.models import Organization, User
 from apps.runs.models import FlowRun
-from apps.runs.services.execution import flow_execute, task_run_execute, task_runs_execute
 from apps.runs.services.memory import RunMemory
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute, task_runs_execute
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,7 +66,8 @@ def _queries_of_one_job(owner: User, length: int) -> int:
 @pytest.fixture
 def run_chain(owner: User, organization: Organization, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list[int]]:
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps, **options: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps, **options: None)
+    monkeypatch.setattr("apps.runs.services.step_execution.send_steps", lambda steps, **options: None)
     return lambda length: _queries_per_step(owner, length)
 
 
@@ -102,7 +104,8 @@ def test_steps_run_in_place_cost_a_fixed_number_of_queries(
     owner: User, organization: Organization, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps, **options: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps, **options: None)
+    monkeypatch.setattr("apps.runs.services.step_execution.send_steps", lambda steps, **options: None)
     short = _queries_of_one_job(owner, 3)
     long = _queries_of_one_job(owner, 10)
 

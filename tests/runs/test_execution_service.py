@@ -13,11 +13,12 @@ from apps.flows.models import TaskOperation
 from apps.integrations.execution import TransientTaskError
 from apps.integrations.models import Notification
 from apps.runs.models import FlowRun, TaskRun
-from apps.runs.services import execution
+from apps.runs.services import step_execution
 from apps.runs.services.approval import approvals_time_out
 from apps.runs.services.control import run_cancel
-from apps.runs.services.execution import flow_execute, task_run_execute
 from apps.runs.services.memory import RunMemory
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.fakes.openai_server import FakeOpenAI
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
@@ -27,7 +28,8 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
     """These tests drive steps by hand; nothing is sent to the broker."""
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.services.step_execution.send_steps", lambda steps: None)
 
 
 def _run(owner, steps, edges=()):
@@ -266,15 +268,15 @@ def test_a_cancel_stops_the_core_steps_a_job_has_readied_but_not_started(owner, 
         [step(index, "Format Text", template=f"line {index}") for index in range(5)],
         [(0, child) for child in range(1, 5)],
     )
-    real_call = execution.task_call
+    real_call = step_execution.task_call
 
     def cancel_during_the_first_child(definition, context, values):
         if values["template"] == "line 1":
             run_cancel(flow_run=FlowRun.objects.get(id=flow_run.id), user=owner)
         return real_call(definition, context, values)
 
-    monkeypatch.setattr(execution, "task_call", cancel_during_the_first_child)
-    execution.task_runs_execute(task_run_ids=[_step_run(flow_run).id], time_limit_seconds=600)
+    monkeypatch.setattr(step_execution, "task_call", cancel_during_the_first_child)
+    step_execution.task_runs_execute(task_run_ids=[_step_run(flow_run).id], time_limit_seconds=600)
 
     statuses = dict(flow_run.task_runs.values_list("task_operation_index", "status"))
     assert statuses == {0: "completed", 1: "completed", 2: "cancelled", 3: "cancelled", 4: "cancelled"}

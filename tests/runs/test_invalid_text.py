@@ -21,9 +21,10 @@ from django.utils import timezone
 from apps.accounts.models import Organization
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.queueing import ReadyStep
-from apps.runs.services import execution
+from apps.runs.services import step_ends
 from apps.runs.services.control import runs_sweep
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.fakes.server import serve
 from tests.runs.flows import make_flow, make_request, set_policy, step
 from tests.workers import CeleryWorker, other_workers_paused, wait_for
@@ -134,17 +135,17 @@ def test_a_completion_the_database_refuses_fails_the_step_once_and_the_sweeper_d
     fake.server = serve(fake.handle)
     try:
         set_policy(organization, Organization.ApprovalPolicy.NEVER)
-        monkeypatch.setattr(execution, "send_steps", lambda steps, countdown=None: None)
+        monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps, countdown=None: None)
         flow_run = flow_execute(user=owner, flow=_post_flow(owner, fake.url), flow_request=make_request(owner))
         task_run = TaskRun.objects.get(flow_run=flow_run)
-        refusing = execution.step_move
+        refusing = step_ends.step_move
 
         def step_move(task_run, from_status, **changes):
             if changes.get("status") == TaskRun.Status.COMPLETED:
                 raise DataError("unsupported Unicode escape sequence")  # what PostgreSQL says of \u0000 in jsonb
             return refusing(task_run, from_status, **changes)
 
-        monkeypatch.setattr(execution, "step_move", step_move)
+        monkeypatch.setattr(step_ends, "step_move", step_move)
 
         task_run_execute(task_run_id=task_run.id)
 
@@ -170,7 +171,7 @@ def test_a_side_effect_step_whose_worker_died_during_the_call_is_failed_by_the_s
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
     sent: list[ReadyStep] = []
     monkeypatch.setattr("apps.runs.services.control.send_steps", sent.extend)
-    monkeypatch.setattr(execution, "send_steps", lambda steps, countdown=None: None)  # no worker gets the step
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps, countdown=None: None)  # no worker gets the step
     flow_run = flow_execute(
         user=owner, flow=_post_flow(owner, "http://127.0.0.1:9/orders"), flow_request=make_request(owner)
     )
@@ -195,7 +196,7 @@ def test_a_read_step_whose_worker_died_is_still_queued_again(owner, organization
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
     sent: list[ReadyStep] = []
     monkeypatch.setattr("apps.runs.services.control.send_steps", sent.extend)
-    monkeypatch.setattr(execution, "send_steps", lambda steps, countdown=None: None)  # no worker gets the step
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps, countdown=None: None)  # no worker gets the step
     flow = make_flow(owner, [step(0, "HTTP GET Request", url="http://127.0.0.1:9/orders")], [])
     flow_run = flow_execute(user=owner, flow=flow, flow_request=make_request(owner))
     TaskRun.objects.filter(flow_run=flow_run).update(

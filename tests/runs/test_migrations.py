@@ -12,7 +12,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from apps.runs.models import ApprovalDecision, FlowRun
-from apps.runs.services.execution import flow_execute
+from apps.runs.services.run_creation import flow_execute
 from apps.webhooks.models import TriggerRun
 from apps.webhooks.services import operations
 from tests.factories import UserFactory, personal_organization, trigger_definition
@@ -43,7 +43,7 @@ def _operation(user, name):
 @pytest.fixture
 def runs(monkeypatch):
     """Runs and decisions as they were before references: only their strings say who."""
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     user = UserFactory(email="author@example.com")
     flow = make_flow(user, [step(0, "Format Text", template="x")], [])
     flow_request = make_request(user)

@@ -22,8 +22,8 @@ from apps.accounts.models import Organization
 from apps.integrations.models import Notification, TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.services import replays
-from apps.runs.services.execution import flow_execute
 from apps.runs.services.replays import flow_runs_retry_failed
+from apps.runs.services.run_creation import flow_execute
 from tests.factories import task_definition
 from tests.runs.flows import make_flow, make_request, run_steps, set_policy, step
 
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
 
 
 def _forked(owner):

@@ -19,7 +19,7 @@ from apps.credentials.services.credentials import credential_upsert
 from apps.integrations.models import Notification, TaskDefinition
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
 from apps.runs.services import approved_steps
-from apps.runs.services.execution import task_run_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.factories import shared_organization, task_definition
 from tests.fakes.zendesk import AGENT_EMAIL, API_TOKEN, SUBDOMAIN, FakeZendesk
 
@@ -30,7 +30,7 @@ NOTE, REPLY = "Add Zendesk Internal Note", "Add Zendesk Public Reply"
 
 @pytest.fixture(autouse=True)
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ from apps.audit.services import audit_event_record
 from apps.core.exceptions import ConflictError, ErrorItem, ForbiddenError, InputValidationError
 from apps.credentials.services.access import credential_choice
 from apps.runs.models import ApprovalDecision, FlowRun, TaskRun
+from apps.runs.queueing import ready_steps_send
 from apps.runs.services.approved_steps import approved_step_record
-from apps.runs.services.execution import ready_steps_send
 from apps.runs.services.preparation import OverrideError, parameters_override
 from apps.runs.services.readiness import flow_run_advance
 from apps.runs.services.transitions import ready_step

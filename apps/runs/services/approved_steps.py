@@ -9,7 +9,7 @@ approved step runs, the engine rebuilds the facts from what it is about to execu
 removed from the catalogue or redeclared, another operation, other parameters, a record that does not match its
 fingerprint) fails the step with a message saying what, and nothing is called. The approved credential itself is
 the one used, or none (``credential_approved_for_step``), with the settings and the secret approved
-(``apps.runs.services.execution``).
+(``apps.runs.services.step_execution``).
 
 A flow version's steps never change, so an edit of the flow cannot reach an approved step; this check is what keeps
 the promise when anything else under it moves (the catalogue, the credentials, the stored rows).

@@ -13,10 +13,10 @@ from apps.accounts.models import Membership, User
 from apps.accounts.roles import role_require
 from apps.core.exceptions import ConflictError
 from apps.runs.models import FlowRun, TaskRun
-from apps.runs.queueing import send_steps
+from apps.runs.queueing import ready_steps_send, send_steps
 from apps.runs.services.approval import approvals_time_out
-from apps.runs.services.execution import flow_execute, ready_steps_send, run_references_check, run_sources_check
 from apps.runs.services.readiness import flow_run_advance, flow_runs_stalled, task_runs_unclaimed
+from apps.runs.services.run_creation import flow_execute, run_references_check, run_sources_check
 from apps.runs.services.transitions import ready_step, step_abandon
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """What a job remembers of a run while it runs the run's steps (``RunMemory``), so that it reads each thing once.
 
-A job may run many steps of one run in place (``apps.runs.services.execution``). What does not change while it does
+A job may run many steps of one run in place (``apps.runs.services.step_execution``). What does not change while it does
 is read at most once: the edges and order of the run's flow version (which never change at all), how each step is
 queued, the request, the task definitions, the results of completed steps (a completed step's result is final), and
 the rows of steps not started yet (a waiting step's row changes only by leaving ``pending``, which the claim checks).

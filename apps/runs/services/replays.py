@@ -27,8 +27,8 @@ from apps.flows.models import Dependency, Flow
 from apps.integrations.models import TaskDefinition
 from apps.runs.models import FlowRun, TaskRun
 from apps.runs.services.control import run_retry
-from apps.runs.services.execution import flow_execute, run_sources_check
 from apps.runs.services.preparation import OverrideError, parameters_override
+from apps.runs.services.run_creation import flow_execute, run_sources_check
 
 
 def _overrides_checked(definition: TaskDefinition, index: int, parameters: dict[str, Any]) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from apps.flows.models import FlowRequest
 from apps.flows.planning.rules import PlanningError
 from apps.flows.planning.service import catalogue_current, plan_request
 from apps.flows.services import flow_generated_save, flow_plan, flow_request_create
-from apps.runs.services.execution import flow_execute
 from apps.runs.services.results import ENTITY_ID_KEY, ENTITY_SHORT_NAME_KEY, TRIGGER_RUN_KEY
+from apps.runs.services.run_creation import flow_execute
 from apps.webhooks.events import EventFieldError, EventPathError, event_fields_extract
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
 from apps.webhooks.queueing import send_trigger_run

@@ -9,7 +9,8 @@ from apps.credentials.models import IntegrationCredential
 from apps.integrations.execution import CredentialAccess, TaskContext
 from apps.integrations.models import Integration
 from apps.runs.models import TaskRun
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.runs.flows import make_flow, make_request, set_policy, step
 
 

@@ -203,7 +203,7 @@ def test_a_timeout_is_retried(github, monkeypatch):
 
 @pytest.mark.django_db
 def test_a_create_issue_step_runs_through_the_engine(github, owner, organization, monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     oauth2_credential_store(owner, organization, "github", {"access_token": TOKEN})
 
     task_run = run_one_step(

@@ -16,7 +16,7 @@ from django.test import override_settings
 from apps.integrations.connectors.gmail import read_message, reply_to_message, search_messages, send_message
 from apps.integrations.execution import TaskError, TransientTaskError
 from apps.runs.models import FlowRun, TaskRun
-from apps.runs.services import execution
+from apps.runs.services import step_execution
 from apps.runs.services.control import CALL_INTERRUPTED, run_retry, runs_sweep
 from tests.fakes.gmail import ACCESS_TOKEN, FakeGmail
 from tests.integrations.connectors.steps import credential_context, oauth2_credential_store, run_one_step
@@ -346,7 +346,7 @@ def test_an_unreachable_gmail_is_retried():
 
 @pytest.mark.django_db
 def test_a_send_step_runs_through_the_engine(gmail, owner, organization, monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     oauth2_credential_store(owner, organization, "gmail", {"access_token": ACCESS_TOKEN})
 
     task_run = run_one_step(
@@ -377,16 +377,16 @@ def test_a_run_retry_sends_with_a_new_message_id(gmail, owner, organization, mon
     """The worker dies after Gmail sent the message: the sweeper fails the step (the call may have happened) and
     a person retries the run, which sends again with a Message-ID of its own, not the first attempt's (a mail
     system deduplicating by Message-ID would drop the retry)."""
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     monkeypatch.setattr("apps.runs.services.control.send_steps", lambda steps: None)
     oauth2_credential_store(owner, organization, "gmail", {"access_token": ACCESS_TOKEN})
-    real_call = execution.task_call
+    real_call = step_execution.task_call
 
     def sends_then_dies(*args, **kwargs):
         real_call(*args, **kwargs)
         raise _WorkerDied
 
-    monkeypatch.setattr(execution, "task_call", sends_then_dies)
+    monkeypatch.setattr(step_execution, "task_call", sends_then_dies)
     with pytest.raises(_WorkerDied):
         run_one_step(owner, organization, "Send Gmail Message", to="ann@example.com", subject="Refund", body="Sent.")
     task_run = TaskRun.objects.get()
@@ -395,8 +395,8 @@ def test_a_run_retry_sends_with_a_new_message_id(gmail, owner, organization, mon
     assert (task_run.status, task_run.error) == (TaskRun.Status.FAILED, CALL_INTERRUPTED)
 
     run_retry(flow_run=task_run.flow_run, user=owner)
-    monkeypatch.setattr(execution, "task_call", real_call)
-    execution.task_run_execute(task_run_id=task_run.id)
+    monkeypatch.setattr(step_execution, "task_call", real_call)
+    step_execution.task_run_execute(task_run_id=task_run.id)
 
     task_run.refresh_from_db()
     assert task_run.status == TaskRun.Status.COMPLETED, task_run.error

@@ -275,7 +275,7 @@ def test_the_jira_tasks_are_in_the_catalogue():
 
 @pytest.mark.django_db
 def test_a_transition_step_runs_through_the_engine(jira, owner, organization, monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     credential_upsert(
         user=owner, integration_short_name="jira", api_key=API_TOKEN, config={"email": EMAIL, "site": "acme"}
     )

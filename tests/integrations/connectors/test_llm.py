@@ -12,7 +12,8 @@ from apps.integrations.connectors import llm as connector
 from apps.integrations.connectors.llm import draft_reply, generate_text, llm_classify_text, llm_summarize_text
 from apps.integrations.execution import CredentialAccess, TaskContext, TaskError, TransientTaskError
 from apps.runs.models import FlowRun, TaskRun
-from apps.runs.services.execution import flow_execute, task_run_execute
+from apps.runs.services.run_creation import flow_execute
+from apps.runs.services.step_execution import task_run_execute
 from tests.fakes.openai_server import FakeOpenAI
 from tests.integrations.egress_helpers import rebinding_resolver
 from tests.runs.flows import make_flow, make_request, set_policy, step
@@ -290,7 +291,7 @@ def test_declarations():
 
 @pytest.mark.django_db
 def test_a_flow_step_runs_with_the_organizations_credential(model, owner, organization, monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
     set_policy(organization, Organization.ApprovalPolicy.NEVER)
     credential_upsert(
         user=owner,

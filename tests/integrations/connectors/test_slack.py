@@ -201,7 +201,7 @@ def test_the_error_details_slack_gives_are_kept():
 
 @pytest.fixture
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
 
 
 @pytest.mark.django_db

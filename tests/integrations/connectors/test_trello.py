@@ -181,7 +181,7 @@ def test_server_errors_are_transient(trello, board, status):
 
 @pytest.fixture
 def _no_broker(monkeypatch):
-    monkeypatch.setattr("apps.runs.services.execution.send_steps", lambda steps: None)
+    monkeypatch.setattr("apps.runs.queueing.send_steps", lambda steps: None)
 
 
 @pytest.mark.django_db
