@@ -1,6 +1,6 @@
 """The Celery application: JSON only, late acknowledgement, tasks discovered from every app's ``tasks.py``.
 
-Time limits and the broker URL are settings (``CELERY_*`` in ``neena.settings.base``). Three signal receivers wire
+Time limits and the broker URL are settings (``CELERY_*`` in ``neena.settings.worker``). Three signal receivers wire
 the observability in: every published job carries the current request id (``apps.core.request_id``); workers log
 through Django's LOGGING (structured, redacted) instead of Celery's own format; and a pool process that exits is
 marked dead in the Prometheus multiprocess directory.

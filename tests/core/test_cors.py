@@ -9,7 +9,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from rest_framework.test import APIClient
 
-from neena.settings import base
+from neena.settings import api
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +52,7 @@ def test_another_origin_gets_no_allow_origin(frontend_allowed):
 
 def test_no_origin_is_allowed_by_default(monkeypatch, settings):
     monkeypatch.delenv("NEENA_CORS_ALLOWED_ORIGINS", raising=False)
-    settings.CORS_ALLOWED_ORIGINS = base._cors_origins("NEENA_CORS_ALLOWED_ORIGINS")
+    settings.CORS_ALLOWED_ORIGINS = api._cors_origins("NEENA_CORS_ALLOWED_ORIGINS")
 
     response = preflight("/api/v1/flows/")
 
@@ -101,7 +101,7 @@ def test_a_plain_options_request_is_no_preflight_and_still_answers_405(frontend_
 def test_the_origins_setting_reads_a_comma_separated_list(monkeypatch, value, expected):
     monkeypatch.setenv("NEENA_CORS_ALLOWED_ORIGINS", value)
 
-    assert base._cors_origins("NEENA_CORS_ALLOWED_ORIGINS") == expected
+    assert api._cors_origins("NEENA_CORS_ALLOWED_ORIGINS") == expected
 
 
 @pytest.mark.parametrize(
@@ -111,4 +111,4 @@ def test_an_entry_that_is_not_an_origin_stops_start_up(monkeypatch, value):
     monkeypatch.setenv("NEENA_CORS_ALLOWED_ORIGINS", value)
 
     with pytest.raises(ImproperlyConfigured, match="NEENA_CORS_ALLOWED_ORIGINS"):
-        base._cors_origins("NEENA_CORS_ALLOWED_ORIGINS")
+        api._cors_origins("NEENA_CORS_ALLOWED_ORIGINS")

@@ -67,7 +67,7 @@ def test_allow_header_does_not_advertise_options(api):
 
 
 def test_secret_files_lose_their_trailing_newline(tmp_path, monkeypatch):
-    from neena.settings.base import SecretFileEnv
+    from neena.settings._env import SecretFileEnv
 
     secret = tmp_path / "secret"
     secret.write_text("s3cret\n")
