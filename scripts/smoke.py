@@ -822,7 +822,10 @@ class Smoke:
         for log in sorted(self.logs.glob("*.log")):
             text = log.read_text(errors="replace")
             if "Traceback" in text:
-                problems.append(f"a traceback in {log.name}")
+                # The excerpt, not only the log's name: print_logs shows a log's last lines, often past the traceback.
+                start = text.index("Traceback")
+                excerpt = "\n".join(text[start:].splitlines()[:30])
+                problems.append(f"a traceback in {log.name}:\n{excerpt}\n")
             problems += [f"{what} in {log.name}" for what, secret in secrets_used.items() if secret and secret in text]
             if log.name == "web.log":
                 matches = [(m, line) for line in text.splitlines() if (m := access_line.match(line))]
