@@ -31,6 +31,9 @@ class QueryStringViewSet(GenericViewSet):
     """``get_queryset()`` is always scoped to the caller (through a selector), so a foreign id is simply not found."""
 
     pagination_class = SkipLimitPagination
+    # Lists of a model with an ``organization`` are narrowed to the header's organization here; a viewset whose
+    # rows may also be shared (organization empty) narrows its queryset itself and turns this off.
+    narrow_list_by_header = True
 
     @property
     def user(self) -> "User":
@@ -49,6 +52,12 @@ class QueryStringViewSet(GenericViewSet):
 
         return request_organization(self.request)
 
+    def visible_organization_ids(self) -> Any:
+        """A subquery of the organizations whose objects the caller sees here: the header's, else all of theirs."""
+        from apps.accounts.selectors import organization_list_for_user_narrowed
+
+        return organization_list_for_user_narrowed(user=self.user, organization=self.header_organization)
+
     def target_organization(self, organization_id: UUID | None) -> UUID | None:
         """Where a new object goes: the body's organization when it names one, else the header's, else None (the
         service's default, the personal organization). Both are checked, the header before the handler runs, the
@@ -61,7 +70,8 @@ class QueryStringViewSet(GenericViewSet):
     def paginate_queryset(self, queryset: Any) -> Any:
         """Every list: with ``X-Neena-Organization``, only that organization's objects; without, all the caller's."""
         header = self.header_organization
-        if header is not None and isinstance(queryset, QuerySet) and _has_organization(queryset.model):
+        narrow = self.narrow_list_by_header and isinstance(queryset, QuerySet) and _has_organization(queryset.model)
+        if header is not None and narrow:
             queryset = queryset.filter(organization_id=header.id)
         return super().paginate_queryset(queryset)
 

@@ -103,8 +103,12 @@ class FlowForm(ServiceForm):
             "dependencies": cleaned.get("dependencies") or [],
         }
         arguments = self.parsed(FlowInputSerializer, body).to_service_kwargs()
-        organization_for_write(user=self.user, organization_id=arguments["organization"])
-        flow_validate(task_operations=arguments["task_operations"], dependencies=arguments["dependencies"])
+        target = organization_for_write(user=self.user, organization_id=arguments["organization"])
+        flow_validate(
+            task_operations=arguments["task_operations"],
+            dependencies=arguments["dependencies"],
+            organization_id=target.id,
+        )
         self.arguments = arguments
 
     def save_through_service(self, *, instance: Model | None) -> Model:

@@ -27,6 +27,7 @@ from apps.flows.selectors import flow_list_for_user
 from apps.flows.versions import content_of, diff_is_empty, diff_summary, first_version_summary, version_diff
 from apps.integrations.datatypes import coerce
 from apps.integrations.models import TaskDefinition
+from apps.integrations.selectors import task_definition_list
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,10 @@ def _binding_problems(
 
 
 def flow_validate(
-    *, task_operations: Sequence[TaskOperationDraft], dependencies: Sequence[DependencyDraft]
+    *,
+    task_operations: Sequence[TaskOperationDraft],
+    dependencies: Sequence[DependencyDraft],
+    organization_id: UUID,
 ) -> tuple[dict[UUID, TaskDefinition], list[int]]:
     """Checks a draft flow; raises InputValidationError listing every problem with its location.
 
@@ -140,7 +144,8 @@ def flow_validate(
     definition_ids = {draft.task_definition for draft in task_operations}
     definitions = {
         definition.id: definition
-        for definition in TaskDefinition.objects.filter(id__in=definition_ids, deleted_at__isnull=True)
+        # The shared catalogue and the organization's own MCP tools: another organization's tools are not found.
+        for definition in task_definition_list(organization_ids=[organization_id]).filter(id__in=definition_ids)
     }
     definitions_by_index = {draft.index: definitions.get(draft.task_definition) for draft in task_operations}
     problems: list[ErrorItem] = []
@@ -313,7 +318,7 @@ def flow_create(
 ) -> Flow:
     """Validates the DAG and saves the flow with version 1 (its steps and edges) in one transaction."""
     target = organization_for_write(user=user, organization_id=organization)
-    _, order = flow_validate(task_operations=task_operations, dependencies=dependencies)
+    _, order = flow_validate(task_operations=task_operations, dependencies=dependencies, organization_id=target.id)
     flow = Flow.objects.create(
         organization=target, name=name, created_by_email=user.email, modified_by_email=user.email
     )
@@ -351,7 +356,9 @@ def flow_update(
             ["body", "organization"], "A flow's organization cannot change.", "organization_immutable"
         )
     organization_for_write(user=user, organization_id=flow.organization_id)
-    definitions, order = flow_validate(task_operations=task_operations, dependencies=dependencies)
+    definitions, order = flow_validate(
+        task_operations=task_operations, dependencies=dependencies, organization_id=flow.organization_id
+    )
     flow = Flow.objects.select_for_update(of=("self",)).select_related("latest_version").get(id=flow.id)
     if flow.deleted_at is not None:
         raise NotFoundError("Flow not found.")
@@ -418,7 +425,8 @@ def flow_plan(*, flow_request: FlowRequest, instructions: str | None = None) -> 
     its template, its event's values left as data).
     """
     try:
-        return plan_request(flow_request, catalogue_current(), instructions=instructions)
+        catalogue = catalogue_current(flow_request.organization_id)
+        return plan_request(flow_request, catalogue, instructions=instructions)
     except PlanningError as error:
         raise InputValidationError(
             [ErrorItem(["flow_request", "request_instructions"], problem, "planning") for problem in error.problems]

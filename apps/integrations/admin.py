@@ -1,31 +1,55 @@
-"""The catalogue in the admin, read-only since ``sync_catalog`` owns it (global: no organization owns it); and the
-notifications sent, read-only too, each organization's to its staff."""
+"""The catalogue in the admin, read-only since ``sync_catalog`` (and an organization's MCP server sync) owns it: the
+shared catalogue for every staff user, an organization's own integrations for its staff only; and the notifications
+sent, read-only too, each organization's to its staff."""
+
+from typing import Any, cast
 
 from django.contrib import admin
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from apps.accounts.admin import OrganizationScopedAdmin
+from apps.accounts.admin import OrganizationScopedAdmin, sees_every_organization
+from apps.accounts.models import User
+from apps.accounts.selectors import organization_ids_for_user
 from apps.core.admin import ReadOnlyAdmin
 from apps.integrations.models import Integration, Notification, TaskDefinition, WebhookTriggerDefinition
 
 
+class CatalogueAdmin(ReadOnlyAdmin):
+    """Shared rows (no organization) and the staff user's organizations' own; a superuser sees all."""
+
+    organization_path = "organization"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if sees_every_organization(request):
+            return queryset
+        organizations = organization_ids_for_user(user=cast(User, request.user))
+        return queryset.filter(
+            Q(**{f"{self.organization_path}__isnull": True}) | Q(**{f"{self.organization_path}__in": organizations})
+        )
+
+
 @admin.register(Integration)
-class IntegrationAdmin(ReadOnlyAdmin):
+class IntegrationAdmin(CatalogueAdmin):
     list_display = ["name", "short_name", "auth_type", "deleted_at"]
     search_fields = ["name", "short_name"]
 
 
 @admin.register(TaskDefinition)
-class TaskDefinitionAdmin(ReadOnlyAdmin):
+class TaskDefinitionAdmin(CatalogueAdmin):
+    organization_path = "integration__organization"
     list_display = ["task_name", "integration", "python_method_name", "side_effect", "deleted_at"]
     list_filter = ["integration", "side_effect"]
     search_fields = ["task_name", "description", "python_method_name"]
 
 
 @admin.register(WebhookTriggerDefinition)
-class WebhookTriggerDefinitionAdmin(ReadOnlyAdmin):
+class WebhookTriggerDefinitionAdmin(CatalogueAdmin):
+    organization_path = "integration__organization"
     list_display = ["trigger_name", "integration", "signature_scheme", "deleted_at"]
     list_filter = ["integration"]
     search_fields = ["trigger_name", "description"]

@@ -65,9 +65,21 @@ class TaskContext:
 
 TaskImplementation = Callable[..., dict[str, Any]]
 
+# Implementations that are not connector modules: an integration's ``class_name`` -> a function giving the
+# implementation of one of its definitions. Apps above this one (MCP servers) register theirs when Django starts,
+# so the engine can call them without this module importing them.
+_implementation_sources: dict[str, Callable[[TaskDefinition], TaskImplementation]] = {}
+
+
+def implementation_source_register(class_name: str, source: Callable[[TaskDefinition], TaskImplementation]) -> None:
+    _implementation_sources[class_name] = source
+
 
 def task_implementation(definition: TaskDefinition) -> TaskImplementation:
     """The function implementing a task definition; TaskError when its connector has none."""
+    source = _implementation_sources.get(definition.integration.class_name)
+    if source is not None:
+        return source(definition)
     short_name = definition.integration.short_name
     try:
         module = import_module(f"apps.integrations.connectors.{short_name}")

@@ -1,7 +1,10 @@
 """The catalogue: integrations, their task definitions and webhook trigger definitions.
 
-Rows are written only by ``catalog_sync`` from the connector modules; the API and the admin read them. A
-declaration removed from the code keeps its row (flows may still point at it) with ``deleted_at`` set.
+Most rows are written by ``catalog_sync`` from the connector modules and are the same for every organization
+(``organization`` empty). An organization's registered MCP servers add integrations of their own (``mcp:<name>``,
+written by ``apps.mcp_servers``), which only that organization sees. The API and the admin read them. A declaration
+removed from the code (or a tool gone from its server) keeps its row (flows may still point at it) with ``deleted_at``
+set.
 """
 
 from django.db import models
@@ -25,6 +28,14 @@ class Integration(BaseModel):
     description = models.TextField(blank=True, default="")
     base_url_setting = models.CharField(max_length=100, blank=True, default="")
     oauth2_config = models.JSONField(default=dict, blank=True, help_text="Authorize, token and revoke URLs; scopes.")
+    organization = models.ForeignKey(
+        "accounts.Organization",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Set for an organization's own integrations (its MCP servers); empty for the shared catalogue.",
+    )
     deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -4,7 +4,7 @@ import dataclasses
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from django.conf import settings
@@ -158,7 +158,47 @@ def _catalog_sync(specs: Sequence[ConnectorSpec], using: str) -> SyncReport:
             trigger_ids.append(
                 _upsert(WebhookTriggerDefinition.objects.all(), lookup, _trigger_fields(trigger), report, using).pk
             )
-    _mark_deleted(TaskDefinition.objects.using(using), task_ids, report)
+    # Only the shared catalogue is the code's: an organization's own integrations (MCP servers) are synced by theirs.
+    shared_tasks = TaskDefinition.objects.using(using).filter(integration__organization__isnull=True)
+    _mark_deleted(shared_tasks, task_ids, report)
     _mark_deleted(WebhookTriggerDefinition.objects.using(using), trigger_ids, report)
-    _mark_deleted(Integration.objects.using(using), integration_ids, report)
+    _mark_deleted(Integration.objects.using(using).filter(organization__isnull=True), integration_ids, report)
     return report
+
+
+def owned_integration_sync(
+    *, organization_id: Any, short_name: str, name: str, class_name: str, description: str, tasks: Sequence[TaskSpec]
+) -> Integration:
+    """Writes an organization's own integration (an MCP server's) and its task definitions, as ``catalog_sync`` does
+    for the shared ones: upsert by short name and method name, revive what comes back, mark what is gone deleted."""
+    report = SyncReport()
+    with transaction.atomic():
+        fields = {
+            "name": name,
+            "class_name": class_name,
+            "auth_type": Integration.AuthType.NONE,
+            "description": description,
+            "organization_id": organization_id,
+            "deleted_at": None,
+        }
+        integration = cast(
+            Integration, _upsert(Integration.objects.all(), {"short_name": short_name}, fields, report, "default")
+        )
+        task_ids = []
+        for task in tasks:
+            lookup = {"integration": integration, "python_method_name": task.python_method_name}
+            task_ids.append(_upsert(TaskDefinition.objects.all(), lookup, _task_fields(task), report, "default").pk)
+        _mark_deleted(TaskDefinition.objects.filter(integration=integration), task_ids, report)
+    return integration
+
+
+def owned_integration_delete(*, integration_id: Any) -> None:
+    """Marks an organization's own integration and its task definitions deleted (flows that name them keep them)."""
+    now = timezone.now()
+    with transaction.atomic():
+        TaskDefinition.objects.filter(integration_id=integration_id, deleted_at__isnull=True).update(
+            deleted_at=now, modified_date=now
+        )
+        Integration.objects.filter(id=integration_id, organization__isnull=False, deleted_at__isnull=True).update(
+            deleted_at=now, modified_date=now
+        )

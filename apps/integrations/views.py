@@ -1,4 +1,5 @@
-"""The read-only catalogue: integrations, task definitions, webhook trigger definitions."""
+"""The read-only catalogue: integrations, task definitions, webhook trigger definitions. Each caller sees the shared
+catalogue and their organizations' own integrations (MCP servers)."""
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -18,9 +19,10 @@ from apps.integrations.serializers import (
 @extend_schema_view(list=extend_schema(summary="Read all integrations"))
 class IntegrationViewSet(mixins.ListModelMixin, QueryStringViewSet):
     serializer_class = IntegrationSerializer
+    narrow_list_by_header = False  # shared integrations have no organization: narrowed in get_queryset instead
 
     def get_queryset(self) -> QuerySet[Integration]:
-        return integration_list()
+        return integration_list(organization_ids=self.visible_organization_ids())
 
 
 @extend_schema_view(
@@ -33,7 +35,9 @@ class TaskDefinitionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Qu
     serializer_class = TaskDefinitionSerializer
 
     def get_queryset(self) -> QuerySet[TaskDefinition]:
-        return task_definition_list(include_deleted=self.action == "retrieve")
+        return task_definition_list(
+            organization_ids=self.visible_organization_ids(), include_deleted=self.action == "retrieve"
+        )
 
 
 @extend_schema_view(

@@ -4,29 +4,36 @@ import logging
 import time
 from functools import lru_cache
 from typing import Any
+from uuid import UUID
 
 from django.conf import settings
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 
 from apps.core.metrics import record_planning
 from apps.flows.models import FlowRequest
 from apps.flows.planning import llm, rules
 from apps.flows.planning.catalogue import Catalogue
 from apps.flows.planning.rules import PlanDraft, PlanningError
+from apps.integrations.models import TaskDefinition
 from apps.integrations.selectors import task_definition_list
 
 logger = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=4)
-def _catalogue_for(version: tuple[Any, ...]) -> Catalogue:
-    return Catalogue.from_definitions(task_definition_list())
+@lru_cache(maxsize=16)
+def _catalogue_for(organization_id: UUID | None, version: tuple[Any, ...]) -> Catalogue:
+    return Catalogue.from_definitions(_definitions(organization_id))
 
 
-def catalogue_current() -> Catalogue:
-    """The live catalogue's index, rebuilt only when a definition changed (sync_catalog bumps modified_date)."""
-    version = task_definition_list().aggregate(count=Count("id"), changed=Max("modified_date"))
-    return _catalogue_for((version["count"], version["changed"]))
+def _definitions(organization_id: UUID | None) -> QuerySet[TaskDefinition]:
+    return task_definition_list(organization_ids=None if organization_id is None else [organization_id])
+
+
+def catalogue_current(organization_id: UUID | None = None) -> Catalogue:
+    """The live catalogue an organization plans with (the shared one and its own MCP servers' tools), its index
+    rebuilt only when a definition changed (every sync bumps modified_date)."""
+    version = _definitions(organization_id).aggregate(count=Count("id"), changed=Max("modified_date"))
+    return _catalogue_for(organization_id, (version["count"], version["changed"]))
 
 
 def plan_request(flow_request: FlowRequest, catalogue: Catalogue, *, instructions: str | None = None) -> PlanDraft:

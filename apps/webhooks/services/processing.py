@@ -209,7 +209,7 @@ def _planning_failed_because_of_the_event(trigger_run: TriggerRun, flow_request:
     if independent == template_for_planning(template, trigger_run.event_fields):
         return False
     try:
-        plan_request(flow_request, catalogue_current(), instructions=independent)
+        plan_request(flow_request, catalogue_current(flow_request.organization_id), instructions=independent)
     except PlanningError:
         return False
     return True
