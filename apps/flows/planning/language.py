@@ -6,6 +6,7 @@ Everything here is deterministic string work: no model, no network.
 import re
 from dataclasses import dataclass, field
 
+from apps.flows.planning.timezones import clock_times_in, is_iana_name, place_names_removed, timezones_in
 from apps.integrations.text_analysis import STOPWORDS, stem, words
 
 # Verbs people use for the same action. A clause and a task must share an action group to match, so "ping the team"
@@ -72,6 +73,8 @@ ACTION_GROUPS: dict[str, tuple[str, ...]] = {
     "request": ("request", "call", "fetch", "hit", "invoke", "webhook", "get"),
     "transition": ("transition", "move", "close", "resolve", "done", "progress"),
 }
+# A clause starting with one of these, and naming no action, is a question: it asks to get something.
+QUESTION_WORDS = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "how"})
 # Groups a task name's own words fall into (task names use one canonical verb each).
 TASK_VERB_GROUPS = {
     "post": ("send",),
@@ -185,6 +188,8 @@ class Hints:
     issue_keys: list[str] = field(default_factory=list)
     project_keys: list[str] = field(default_factory=list)
     target_status: str = ""
+    timezones: list[str] = field(default_factory=list)
+    clock_times: list[str] = field(default_factory=list)
 
     def search_terms(self) -> list[str]:
         """Words the hints stand for, so 'to #support' also searches for channel-posting tasks."""
@@ -195,6 +200,8 @@ class Hints:
             terms += ["email"]
         if self.repositories:
             terms += ["repository", "github"]
+        if self.timezones:
+            terms += ["timezone"]
         terms += list(self.ids)
         return terms
 
@@ -207,7 +214,13 @@ def hints_in(text: str) -> Hints:
         urls=[url.rstrip(".,;") for url in URL.findall(text)],
         quoted=[next(group for group in match.groups() if group) for match in QUOTED.finditer(text)],
         channels=[f"#{name}" for name in CHANNEL.findall(without_emails)],
-        repositories=[repo for repo in REPOSITORY.findall(without_emails) if not repo.replace("/", "").isdigit()],
+        repositories=[
+            repo
+            for repo in REPOSITORY.findall(without_emails)
+            if not repo.replace("/", "").isdigit() and not is_iana_name(repo)
+        ],
+        timezones=timezones_in(without_emails),
+        clock_times=clock_times_in(without_urls),
     )
     for match in KEYED_QUOTE.finditer(text):
         value = match.group(2) or match.group(3)
@@ -232,19 +245,29 @@ def terms(text: str) -> list[str]:
 
 
 def action_groups(text: str) -> set[str]:
-    """The action groups a clause's words belong to."""
-    lowered = " " + " ".join(words(text)) + " "
-    stems = {stem(word) for word in words(text)}
+    """The action groups a clause's words belong to, and each word's own verb group (``verb:<stem>``), which a task
+    named with a verb outside the groups (an MCP tool's "Convert Time") matches. A question with no action word
+    ("What time is it in Tokyo?") asks to get something. Place names are not verbs ("New York")."""
+    clause_words = words(place_names_removed(text))
+    lowered = " " + " ".join(clause_words) + " "
+    stems = {stem(word) for word in clause_words}
     found = {group for group, group_stems in _STEMMED_GROUPS.items() if stems & group_stems}
     found |= {group for group, phrases in _PHRASE_GROUPS.items() if any(f" {phrase} " in lowered for phrase in phrases)}
+    if not found and clause_words and clause_words[0] in QUESTION_WORDS:
+        found.add("get")
+    if found or len(clause_words) > 1:
+        found |= {f"verb:{word_stem}" for word_stem in stems if word_stem not in STOPWORDS}
     return found
 
 
 def task_action_groups(task_name: str) -> set[str]:
+    """The groups of the verbs in a task's name; a name with none (an MCP tool's own verb) is its first word's."""
     groups: set[str] = set()
     for word in words(task_name):
         groups.update(TASK_VERB_GROUPS.get(stem(word), ()))
         groups.update(TASK_VERB_GROUPS.get(word, ()))
+    if not groups and words(task_name):
+        groups.add(f"verb:{stem(words(task_name)[0])}")
     return groups
 
 

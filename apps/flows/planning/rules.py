@@ -189,6 +189,14 @@ def _from_hints(
         return hints.issue_keys[0]
     if name == "project_key" and hints.project_keys:
         return hints.project_keys[0]
+    if "timezone" in name or name in {"tz", "zone", "time_zone"}:
+        # "from Tokyo to London": the source is the first zone named, the target the last of two or more.
+        targeted = name.startswith(("target", "to_", "destination"))
+        if targeted:
+            return hints.timezones[-1] if len(hints.timezones) > 1 else None
+        return hints.timezones[0] if hints.timezones else None
+    if name == "time" and data_type == "string" and hints.clock_times:
+        return hints.clock_times[0]
     if name in {"transition", "status"} and hints.target_status:
         return hints.target_status
     if data_type == "url" or name.endswith("url"):
