@@ -19,6 +19,7 @@ from apps.core.url_patterns import with_both_spellings
 from apps.credentials.urls import routes as credential_routes
 from apps.flows.urls import routes as flow_routes
 from apps.integrations.urls import routes as integration_routes
+from apps.mcp_servers.urls import routes as mcp_server_routes
 from apps.runs.urls import routes as run_routes
 from apps.webhooks.urls import inbound_urlpatterns as webhook_inbound_urlpatterns
 from apps.webhooks.urls import routes as webhook_routes
@@ -29,6 +30,7 @@ for prefix, viewset, basename in [
     *flow_routes,
     *integration_routes,
     *credential_routes,
+    *mcp_server_routes,
     *run_routes,
     *webhook_routes,
     *audit_routes,

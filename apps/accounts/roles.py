@@ -8,7 +8,8 @@ The roles are ranked; each grants what the ones below it grant::
 - member: create and change flow requests and flows, generate and execute flows, cancel, retry and rerun runs, manage
   the integration credentials they own.
 - approver: approve and reject runs.
-- admin: everyone's credentials, webhook trigger operations and their secrets, the approval policy, the members.
+- admin: everyone's credentials, webhook trigger operations and their secrets, MCP servers, the approval policy,
+  the members.
 - owner: delete the organization, make and unmake owners. The last owner can neither leave nor be demoted.
 
 ``ACTION_ROLES`` says, for every action of every viewset on the API router, which role it needs: the role matrix test
@@ -130,7 +131,7 @@ ACTION_ROLES: dict[tuple[str, str], RoleRule] = {
     ("flows", "execute"): MEMBER,
     ("flows", "export"): VIEWER,
     ("flows", "import_flow"): MEMBER,
-    # The catalogue is the same for everyone.
+    # The shared catalogue is the same for everyone; an organization's own (its MCP tools) only its members see.
     ("integrations", "list"): ANY_USER,
     **{("task-definitions", action): ANY_USER for action in _READ},
     **{("webhook-trigger-definitions", action): ANY_USER for action in _READ},
@@ -139,6 +140,10 @@ ACTION_ROLES: dict[tuple[str, str], RoleRule] = {
     ("integration-credentials", "destroy"): OWN_ELSE_ADMIN,
     ("integration-credentials", "oauth2_authorize_url"): MEMBER,
     ("integration-credentials", "oauth2_code"): MEMBER,
+    **{("mcp-servers", action): rule for action, rule in _READ.items()},
+    ("mcp-servers", "create"): ADMIN,
+    ("mcp-servers", "destroy"): ADMIN,
+    ("mcp-servers", "sync"): ADMIN,
     **{("flow-runs", action): rule for action, rule in _READ.items()},
     ("flow-runs", "all_for_flow_id"): VIEWER,
     ("flow-runs", "with_flow_result"): VIEWER,

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "apps.idempotency",
     "apps.integrations",
     "apps.credentials",
+    "apps.mcp_servers",
     "apps.flows",
     "apps.runs",
     "apps.webhooks",

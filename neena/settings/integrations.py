@@ -2,7 +2,7 @@
 webhooks, and the planner and preparer (rules, or an OpenAI-compatible model).
 """
 
-from neena.settings._env import env
+from neena.settings._env import at_least_one, env
 
 # --- Catalogue ----------------------------------------------------------------------------------------------------
 
@@ -41,6 +41,19 @@ NEENA_OAUTH2_CLIENTS = {
 }
 # Refresh an OAuth2 access token this long before it expires.
 NEENA_OAUTH2_REFRESH_MARGIN_SECONDS = env.int("NEENA_OAUTH2_REFRESH_MARGIN_SECONDS", default=120)
+
+# --- MCP servers ----------------------------------------------------------------------------------------------
+
+# The executables a stdio MCP server may run, comma-separated, each matched exactly as registered (a bare name is
+# looked up on the worker's PATH). Empty by default: no user can make Neena start a program the operator did not
+# allow. Allowing a launcher (uvx, npx) allows every package it can fetch; prefer the servers' own executables.
+NEENA_MCP_STDIO_COMMANDS = env.list("NEENA_MCP_STDIO_COMMANDS", default=[])
+# How long listing tools (register, sync) may take, and the most a tool call may take (a step's time limit), seconds.
+NEENA_MCP_TIMEOUT_SECONDS = at_least_one("NEENA_MCP_TIMEOUT_SECONDS", 30)
+# How often a tool call that did not reach the server (or a read-only or idempotent tool's) is retried.
+NEENA_MCP_MAX_RETRIES = env.int("NEENA_MCP_MAX_RETRIES", default=2)
+# The most MCP servers one organization may register.
+NEENA_MCP_MAX_SERVERS = at_least_one("NEENA_MCP_MAX_SERVERS", 20)
 
 # --- Webhooks ---------------------------------------------------------------------------------------------------
 

@@ -1,6 +1,8 @@
 """Settings the test suite runs with: fast hashing, fixed keys, no throttling surprises."""
 
 import os
+import sys
+from pathlib import Path
 
 from neena.settings.base import *  # noqa: F403
 from neena.settings.base import DATABASES, MIDDLEWARE, REST_FRAMEWORK, VAR_DIR, env
@@ -31,3 +33,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Fail fast instead of retrying for minutes when a test forgets to start the broker.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_MAX_RETRIES = 2
+
+# The MCP servers from the package index the tests run (requirements-dev.txt), by their paths in this environment.
+NEENA_MCP_STDIO_COMMANDS = [str(Path(sys.executable).parent / name) for name in ("mcp-server-time", "mcp-server-git")]

@@ -25,6 +25,7 @@ from apps.credentials.services.credentials import credential_upsert
 from apps.credentials.services.oauth2 import oauth2_authorize_url
 from apps.flows.models import Flow, FlowRequest
 from apps.flows.services import DependencyDraft, flow_create, flow_request_create
+from apps.mcp_servers.models import McpServer
 from apps.runs.models import FlowResult, FlowRun, TaskRun
 from apps.runs.services.run_creation import flow_execute
 from apps.webhooks.models import TriggerRun, WebhookTriggerOperation
@@ -39,6 +40,7 @@ from tests.factories import (
     trigger_definition,
 )
 from tests.fakes.oauth_provider import FakeOAuthProvider
+from tests.mcp_servers.conftest import TIME_SERVER
 from tests.runs.flows import run_steps, step
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +65,7 @@ class World:
     operation: WebhookTriggerOperation
     trigger_run: TriggerRun
     provider: FakeOAuthProvider
+    mcp_server: McpServer
 
 
 @dataclass
@@ -198,6 +201,22 @@ CASES: dict[tuple[str, str], Case] = {
         outsider=422,
     ),
     ("POST", "/api/v1/integration_credentials/oauth2/code"): Case("member", _oauth2_code, outsider=422),
+    ("GET", "/api/v1/mcp_servers/all"): Case(None, lambda w, u: Call()),
+    ("GET", "/api/v1/mcp_servers/"): Case("viewer", lambda w, u: Call({"id": w.mcp_server.id})),
+    ("POST", "/api/v1/mcp_servers/"): Case(
+        "admin",
+        lambda w, u: Call(
+            body={
+                "name": f"time-{u.pk.hex[:8]}",
+                "transport": "stdio",
+                "command": TIME_SERVER,
+                "organization": _team(w, u),
+            }
+        ),
+        outsider=422,
+    ),
+    ("DELETE", "/api/v1/mcp_servers/"): Case("admin", lambda w, u: Call({"id": w.mcp_server.id})),
+    ("POST", "/api/v1/mcp_servers/sync"): Case("admin", lambda w, u: Call({"id": w.mcp_server.id})),
     ("GET", "/api/v1/flow_runs/all"): Case(None, lambda w, u: Call()),
     ("GET", "/api/v1/flow_runs/preview"): Case(None, lambda w, u: Call()),
     ("GET", "/api/v1/flow_runs/"): Case("viewer", lambda w, u: Call({"id": w.waiting_run.id})),
@@ -345,6 +364,8 @@ def world(db: None, provider: FakeOAuthProvider, redis_url: str) -> World:
             organization=team, operation=operation, delivery_id="delivery-1", payload={"ticket": {"id": 1}}
         ),
         provider=provider,
+        # Registered without its tools listed: syncing it (admins) starts the real mcp-server-time.
+        mcp_server=McpServer.objects.create(organization=team, name="clock", transport="stdio", command=TIME_SERVER),
     )
 
 
